@@ -1,0 +1,141 @@
+"""Training throughput of the paper's recipe on an ARBERTv2-shaped model, bucketed vs padded.
+
+Random init from a BertConfig with ARBERTv2's sizes (12 layers, hidden 768, vocab 100,000, 512
+positions), the demo competition's length mix, batch 64, bf16, FGM on. Runs comp's own training
+loop (`comp.train.train_fold`) twice in one process: once with length-bucketed batches and
+dynamic padding (what comp does), once with random batches padded to max_len (the notebook
+habit). Prints samples/s, tokens/s, peak memory and the time one fold of 8,000 steps would take.
+
+    python benchmarks/train_gpu.py                 # on a GPU (the real measurement)
+    python benchmarks/train_gpu.py --smoke         # a few steps of a tiny shape, on any machine
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from rich.console import Console
+from rich.table import Table
+
+import comp.train as train_module
+from comp.backbone import quiet_transformers, train_wordpiece
+from comp.config import load_config
+from comp.data import load_train
+from comp.demo_writer import write_demo_files
+from comp.encoding import pad_batch
+from comp.folds import make_folds
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def build_backbone(texts: list[str], out: Path, smoke: bool) -> None:
+    from transformers import BertConfig, BertModel
+
+    quiet_transformers()
+    # The tokenizer only sets the length mix; ids are spread over the full 100k vocab.
+    tokenizer = train_wordpiece(texts, 2000 if smoke else 60000, 512)
+    sizes = (
+        dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=2, intermediate_size=128)
+        if smoke
+        else dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
+                  intermediate_size=3072)
+    )
+    config = BertConfig(vocab_size=100_000, max_position_embeddings=512, **sizes)
+    BertModel(config, add_pooling_layer=False).save_pretrained(out)
+    tokenizer.save_pretrained(out)
+
+
+def padded_batches(lengths, batch_size, seed, fold, epoch):
+    rng = np.random.default_rng([seed, fold, epoch])
+    order = rng.permutation(len(lengths))
+    return [order[i : i + batch_size].tolist() for i in range(0, len(order), batch_size)]
+
+
+def run(config, data, device, padded: bool, max_len: int) -> dict:
+    original_batches, original_pad = train_module.epoch_batches, train_module.pad_batch
+    if padded:
+        train_module.epoch_batches = padded_batches
+        def pad_to_max(seqs, pad_id):  # real tokens keep mask 1: tokens/s counts them only
+            ids, mask = pad_batch(seqs, pad_id)
+            extra = max_len - ids.shape[1]
+            return F.pad(ids, (0, extra), value=pad_id), F.pad(mask, (0, extra), value=0)
+
+        train_module.pad_batch = pad_to_max
+    try:
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats()
+        train_module.train_fold(config, data, 0, device, Console(quiet=True))
+    finally:
+        train_module.epoch_batches, train_module.pad_batch = original_batches, original_pad
+    out = train_module.fold_dir(config, 0)
+    return json.loads((out / "metrics.json").read_text())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--smoke", action="store_true", help="tiny shape, a few steps")
+    parser.add_argument("--steps", type=int, default=None)
+    parser.add_argument("--scale", type=float, default=None)
+    args = parser.parse_args()
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    steps = args.steps or (6 if args.smoke else 120)
+    scale = args.scale or (0.03 if args.smoke else 1.0)
+    batch = 8 if args.smoke else 64
+    max_len = 128 if args.smoke else 512
+    work = Path(tempfile.mkdtemp(prefix="comp-bench-"))
+    overrides = [
+        f"data.train={work}/demo/shared_task_train.csv", "data.test_sets=[]",
+        f"demo.out_dir={work}/demo", f"demo.scale={scale}", f"folds.dir={work}/folds",
+        f"model.backbone={work}/backbone", f"model.max_len={max_len}",
+        f"train.runs_dir={work}/runs", f"train.steps={steps}", f"train.batch_size={batch}",
+        f"train.eval_every={steps}", f"train.checkpoint_every={10 * steps}",
+        "train.eval_batch_size=256", "train.fgm=true", "train.lr=5e-5",
+    ]
+    config = load_config([ROOT / "configs" / "demo.yaml"], overrides)
+    write_demo_files(config, Console(quiet=True))
+    train = load_train(config.data)
+    make_folds(config, train)
+    build_backbone([f"{q}\n{a}" for q, a in zip(train.questions, train.answers, strict=True)],
+                   work / "backbone", args.smoke)
+    data = train_module.load_run_data(config)
+    config.train.experiment, steps_wanted = "warm-up", config.train.steps
+    config.train.steps = config.train.eval_every = 3  # CUDA init and kernel choice, not timed
+    run(config, data, device, False, max_len)
+    config.train.steps = config.train.eval_every = steps_wanted
+    results = {}
+    for name, padded in (("bucketed", False), (f"padded to {max_len}", True)):
+        config.train.experiment = name.replace(" ", "_")
+        started = time.perf_counter()
+        metrics = run(config, data, device, padded, max_len)
+        results[name] = {**metrics, "total_s": time.perf_counter() - started}
+
+    gpu = torch.cuda.get_device_name(0) if device.type == "cuda" else platform.processor()
+    table = Table(title=f"train_gpu.py on {gpu} ({device}), batch {batch}, {steps} steps, "
+                        f"{len(train):,} train rows")
+    for column in ("batches", "samples/s", "tokens/s", "peak MiB", "8,000 steps (min)"):
+        table.add_column(column, justify="right")
+    for name, m in results.items():
+        fold_minutes = 8000 * batch / m["samples_per_s"] / 60
+        table.add_row(name, f"{m['samples_per_s']:.1f}", f"{m['tokens_per_s']:,.0f}",
+                      f"{m['peak_memory_mb']:,.0f}", f"{fold_minutes:.1f}")
+    Console().print(table)
+    bucketed, padded = results.values()
+    print(f"speed-up of bucketing: {bucketed['samples_per_s'] / padded['samples_per_s']:.2f}x")
+    print(json.dumps({"device": gpu, "torch": torch.__version__, "python": sys.version.split()[0],
+                      **{k: {"samples_per_s": v["samples_per_s"],
+                             "tokens_per_s": v["tokens_per_s"],
+                             "peak_memory_mb": v["peak_memory_mb"]}
+                         for k, v in results.items()}}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,153 @@
+"""Load a backbone (hub id or local folder) and build the tiny local one used by the demo and
+the tests. Both go through the same `AutoTokenizer` / `AutoModel.from_pretrained` code."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+
+from comp.errors import CompError
+
+SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+
+
+class BackboneError(CompError):
+    pass
+
+
+def quiet_transformers() -> None:
+    """comp shows its own progress; transformers' bars and its warning about tokenising a text
+    longer than 512 (we truncate pairs ourselves, after tokenising) are noise here."""
+    from transformers.utils import logging
+
+    logging.set_verbosity_error()
+    logging.disable_progress_bar()
+
+
+def _offline_hint(name: str) -> str:
+    return (
+        f"cannot load backbone '{name}': it is not a local folder and could not be fetched from "
+        f"the Hugging Face hub (offline, or not in the cache). On a machine with network run "
+        f"`hf download {name} --local-dir models/{name.split('/')[-1]}` and set "
+        f"model.backbone to that folder (or copy the folder here)"
+    )
+
+
+def load_tokenizer(name_or_path: str):
+    from transformers import AutoTokenizer
+
+    quiet_transformers()
+    try:
+        return AutoTokenizer.from_pretrained(name_or_path)
+    except OSError as exc:
+        if Path(name_or_path).is_dir():
+            raise BackboneError(f"{name_or_path}: not a tokenizer folder: {exc}") from None
+        raise BackboneError(_offline_hint(name_or_path)) from None
+
+
+def load_pretrained_backbone(name_or_path: str):
+    """The pretrained encoder (weights included); the [CLS] vector feeds our own head."""
+    from transformers import AutoModel
+
+    quiet_transformers()
+    try:
+        return AutoModel.from_pretrained(name_or_path, add_pooling_layer=False)
+    except TypeError:  # architectures without a pooler flag
+        return AutoModel.from_pretrained(name_or_path)
+    except OSError as exc:
+        if Path(name_or_path).is_dir():
+            raise BackboneError(f"{name_or_path}: not a model folder: {exc}") from None
+        raise BackboneError(_offline_hint(name_or_path)) from None
+
+
+def backbone_from_config(config_dir: str | Path):
+    """The encoder's architecture without pretrained weights (they come from a checkpoint)."""
+    from transformers import AutoConfig, AutoModel
+
+    config = AutoConfig.from_pretrained(config_dir)
+    try:
+        return AutoModel.from_config(config, add_pooling_layer=False)
+    except TypeError:
+        return AutoModel.from_config(config)
+
+
+def train_wordpiece(texts: Sequence[str], vocab_size: int, max_len: int = 512):
+    """A WordPiece tokenizer trained on `texts`, wrapped as a transformers fast tokenizer.
+
+    Accents and case are kept: without do_lower_case=False and strip_accents=False the saved
+    config would, on reload, strip Arabic hamza (أ -> ا) and change ids silently."""
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
+    from transformers import BertTokenizerFast
+
+    tokenizer = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    tokenizer.normalizer = normalizers.BertNormalizer(
+        clean_text=True, handle_chinese_chars=True, strip_accents=False, lowercase=False
+    )
+    tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    trainer = trainers.WordPieceTrainer(
+        vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS, show_progress=False
+    )
+    tokenizer.train_from_iterator(texts, trainer)
+    return BertTokenizerFast(
+        tokenizer_object=tokenizer,
+        do_lower_case=False,
+        strip_accents=False,
+        model_max_length=max_len,
+    )
+
+
+def build_tiny_backbone(
+    texts: Sequence[str],
+    out_dir: str | Path,
+    *,
+    vocab_size: int = 8000,
+    hidden_size: int = 128,
+    num_layers: int = 2,
+    num_heads: int = 2,
+    max_len: int = 512,
+    seed: int = 42,
+) -> Path:
+    """Train a tokenizer on `texts`, randomly initialise a small BERT, save both in
+    from_pretrained format, and check that the reloaded tokenizer gives identical ids."""
+    import torch
+    from transformers import BertConfig, BertModel
+
+    quiet_transformers()
+    if hidden_size % num_heads:
+        raise BackboneError(f"hidden size {hidden_size} is not a multiple of {num_heads} heads")
+    out_dir = Path(out_dir)
+    tokenizer = train_wordpiece(texts, vocab_size, max_len)
+    torch.manual_seed(seed)
+    config = BertConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=hidden_size,
+        num_hidden_layers=num_layers,
+        num_attention_heads=num_heads,
+        intermediate_size=4 * hidden_size,
+        max_position_embeddings=max_len,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    model = BertModel(config, add_pooling_layer=False)
+    tmp = out_dir.with_name(f".{out_dir.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        tokenizer.save_pretrained(tmp)
+        model.save_pretrained(tmp)
+        check_tokenizer_round_trip(tokenizer, load_tokenizer(str(tmp)), texts[:200])
+        shutil.rmtree(out_dir, ignore_errors=True)
+        os.replace(tmp, out_dir)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out_dir
+
+
+def check_tokenizer_round_trip(original, reloaded, texts: Sequence[str]) -> None:
+    before = original(list(texts), add_special_tokens=False)["input_ids"]
+    after = reloaded(list(texts), add_special_tokens=False)["input_ids"]
+    for row, (a, b) in enumerate(zip(before, after, strict=True)):
+        if a != b:
+            raise BackboneError(
+                f"tokenizer changed ids after save and reload (text {row}): {texts[row][:40]!r}"
+            )

@@ -1,0 +1,165 @@
+"""The `comp` command line: thin click commands over library functions.
+
+Heavy imports (polars, numpy, torch, transformers) happen inside the commands, so `comp --help`
+stays fast. Exit codes: 0 success, 1 unexpected error, 2 bad input (one line on stderr).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+
+import click
+
+from comp.errors import CompError
+
+DEFAULT_CONFIG = "configs/demo.yaml"
+
+
+def _console(stderr: bool = False):
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False)
+
+
+class CompGroup(click.Group):
+    """Turns a CompError into one line on stderr and exit code 2."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except CompError as exc:
+            _console(stderr=True).print(f"[bold red]error:[/] {exc}", soft_wrap=True)
+            sys.exit(exc.exit_code)
+
+
+def config_options(command):
+    """--config (repeatable, merged in order) and --set key=value (repeatable)."""
+
+    @click.option(
+        "--config",
+        "config_paths",
+        multiple=True,
+        type=click.Path(dir_okay=False),
+        help=f"YAML config; repeat to layer fragments. Default: $COMP_CONFIG or {DEFAULT_CONFIG}.",
+    )
+    @click.option(
+        "--set",
+        "overrides",
+        multiple=True,
+        metavar="KEY=VALUE",
+        help="Override one config key, e.g. --set folds.k=10 (repeatable).",
+    )
+    @functools.wraps(command)
+    def wrapper(*args, config_paths, overrides, **kwargs):
+        from comp.config import load_config
+
+        paths = list(config_paths) or [os.environ.get("COMP_CONFIG", DEFAULT_CONFIG)]
+        return command(*args, config=load_config(paths, overrides), **kwargs)
+
+    return wrapper
+
+
+@click.group(cls=CompGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="comp")
+def main() -> None:
+    """comp: folds, training, ensembles and submissions for text-classification competitions."""
+
+
+@main.command("demo-data")
+@config_options
+@click.option("--scale", type=float, help="Shrink every class (0 < s <= 1); sets demo.scale.")
+@click.option("--seed", type=int, help="Random seed of the generator; sets demo.seed.")
+@click.option(
+    "--out", "out_dir", type=click.Path(file_okay=False), help="Output folder; sets demo.out_dir."
+)
+def demo_data(config, scale: float | None, seed: int | None, out_dir: str | None) -> None:
+    """Write the built-in synthetic demo competition (AbjadMed format)."""
+    from comp.config import validate
+    from comp.demo_writer import write_demo_files
+
+    if scale is not None:
+        config.demo.scale = scale
+    if seed is not None:
+        config.demo.seed = seed
+    if out_dir is not None:
+        config.demo.out_dir = out_dir
+    validate(config)
+    write_demo_files(config, _console())
+
+
+@main.command("make-folds")
+@config_options
+def make_folds(config) -> None:
+    """Stratified K folds that keep every class represented (folds/<name>.csv + .json)."""
+    from comp.data import load_train
+    from comp.folds import folds_paths, make_folds, print_fold_summary
+
+    console = _console()
+    train = load_train(config.data)
+    report = make_folds(config, train)
+    print_fold_summary(report, train.label_names, console)
+    csv_path, json_path, config_path = folds_paths(config)
+    console.print(f"wrote {csv_path}, {json_path}, {config_path}")
+
+
+@main.group("backbone")
+def backbone() -> None:
+    """Backbones: build the tiny local one used by the demo and the tests."""
+
+
+@backbone.command("tiny")
+@config_options
+@click.argument("out_dir", type=click.Path(file_okay=False))
+@click.option("--vocab-size", default=8000, show_default=True, help="WordPiece vocabulary size.")
+@click.option("--hidden", default=128, show_default=True, help="Hidden size (at most 256).")
+@click.option("--layers", default=2, show_default=True, help="Transformer layers.")
+@click.option("--heads", default=2, show_default=True, help="Attention heads.")
+def backbone_tiny(
+    config, out_dir: str, vocab_size: int, hidden: int, layers: int, heads: int
+) -> None:
+    """Train a WordPiece tokenizer on the training text and save a small random BERT."""
+    from comp.backbone import build_tiny_backbone
+    from comp.data import load_train
+
+    if hidden > 256:
+        raise click.BadParameter("at most 256 for a tiny backbone", param_hint="--hidden")
+    train = load_train(config.data)
+    texts = [f"{q}\n{a}" for q, a in zip(train.questions, train.answers, strict=True)]
+    path = build_tiny_backbone(
+        texts,
+        out_dir,
+        vocab_size=vocab_size,
+        hidden_size=hidden,
+        num_layers=layers,
+        num_heads=heads,
+        max_len=config.model.max_len,
+        seed=config.train.seed,
+    )
+    _console().print(
+        f"wrote tiny backbone to {path} (hidden {hidden}, {layers} layers, "
+        f"vocab trained on {len(texts):,} rows)"
+    )
+
+
+@main.command("train")
+@config_options
+@click.option(
+    "--fold",
+    "fold_spec",
+    default="all",
+    show_default=True,
+    help="Fold to train: a number, several (0,2) or all.",
+)
+@click.option("--device", help="cpu, cuda or cuda:N; default train.device (auto).")
+@click.option("--force", is_flag=True, help="Retrain folds that already finished.")
+def train(config, fold_spec: str, device: str | None, force: bool) -> None:
+    """Train one model per fold; writes runs/<experiment>/fold<K>/."""
+    from comp.train import parse_folds, train_folds
+
+    train_folds(config, parse_folds(fold_spec, config.folds.k), device, force, _console())
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,297 @@
+"""Typed configuration: dataclass defaults, YAML files merged on top, `--set key=value` on top of
+that. Unknown keys and values of the wrong type are errors that name the key.
+
+The defaults are the seed paper's recipe for AbjadMed (DESIGN.md §3); `configs/*.yaml` restate
+or change them per competition.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from comp.errors import CompError
+
+
+class ConfigError(CompError):
+    pass
+
+
+@dataclass
+class TestSet:
+    name: str  # used in output names: test_logits.parquet rows, submissions/<exp>_<name>.csv
+    path: str
+
+
+@dataclass
+class DataConfig:
+    train: str = "data/abjadmed/shared_task_train.csv"
+    test_sets: list[TestSet] = field(
+        default_factory=lambda: [
+            TestSet("devtest", "data/abjadmed/shared_task_devtest_no_label.csv")
+        ]
+    )
+    solution: str | None = None  # Kaggle-style answer key (Id, label, Usage); scoring only
+    text_column: str = "text"
+    label_column: str = "label"
+    category_column: str | None = "category"  # class names for reports; null if absent
+    id_column: str = "Id"
+    prediction_column: str = "Predicted"
+    question_marker: str = "السؤال"
+    answer_marker: str = "الجواب"
+    num_labels: int = 82
+
+
+@dataclass
+class DemoConfig:
+    out_dir: str = "data/demo"
+    scale: float = 1.0  # 1.0 = the real class profile (27,950 train rows)
+    seed: int = 42
+    min_class_rows: int = 10  # floor per class when scaled down: keeps every class in every fold
+
+
+@dataclass
+class FoldsConfig:
+    name: str = "abjadmed"  # folds/<name>.csv and folds/<name>.json
+    dir: str = "folds"
+    k: int = 5
+    seed: int = 42
+
+
+@dataclass
+class ModelConfig:
+    kind: str = "transformer"
+    backbone: str = "UBC-NLP/ARBERTv2"  # hub id or local folder (from_pretrained format)
+    max_len: int = 512
+    answer_min_tokens: int = 50  # head-tail truncation keeps at least this much answer
+    dropout: float = 0.1
+    head: str = "linear"  # linear | cosine (cosine wants train.ldam_s around 30)
+
+
+@dataclass
+class TrainConfig:
+    experiment: str = "arbertv2_ldam_fgm"  # runs/<experiment>/fold<K>/
+    runs_dir: str = "runs"
+    seed: int = 42
+    device: str = "auto"  # auto = cuda if available, else cpu
+    steps: int = 8000  # the paper: 8,000 steps, about 20 epochs at batch 64
+    batch_size: int = 64  # effective batch (micro-batch x grad_accum)
+    grad_accum: int = 1  # raise on a small GPU: micro-batch = batch_size / grad_accum
+    eval_batch_size: int = 128
+    lr: float = 5.0e-5  # the head's lr; the paper does not state it
+    llrd_decay: float = 0.9  # layer l gets lr * decay^(L - l)
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.1
+    max_grad_norm: float = 1.0
+    loss: str = "ldam_drw"  # ldam_drw | ce
+    drw_start_epoch: int = 5  # plain CE before this epoch, LDAM + DRW weights after
+    ldam_c: float = 1.0  # margin = C / n^(1/4)
+    ldam_max_m: float | None = None  # Cao et al. scaling: the rarest class gets max_m (0.5)
+    ldam_s: float = 1.0  # logit scale; 30 only with the cosine head
+    drw_beta: float = 0.9999
+    boost_classes: list[int] = field(default_factory=list)  # margin from n/boost_factor
+    boost_factor: float = 10.0
+    fgm: bool = True
+    fgm_eps: float = 0.2
+    eval_every: int = 500
+    checkpoint_every: int = 500
+
+
+@dataclass
+class Config:
+    data: DataConfig = field(default_factory=DataConfig)
+    demo: DemoConfig = field(default_factory=DemoConfig)
+    folds: FoldsConfig = field(default_factory=FoldsConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+# ---------------------------------------------------------------------------------------------
+# Building typed dataclasses from plain dicts
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def _convert(value: Any, tp: Any, key: str) -> Any:
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        options = typing.get_args(tp)
+        if value is None and type(None) in options:
+            return None
+        for option in options:
+            if option is type(None):
+                continue
+            try:
+                return _convert(value, option, key)
+            except ConfigError:
+                pass
+        raise ConfigError(f"config key '{key}': expected {_type_name(tp)}, got {value!r}")
+    if origin is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"config key '{key}': expected a list, got {value!r}")
+        (item_type,) = typing.get_args(tp)
+        return [_convert(item, item_type, f"{key}[{i}]") for i, item in enumerate(value)]
+    if dataclasses.is_dataclass(tp):
+        return _build(tp, value, key)
+    if tp is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if tp is float and isinstance(value, str):
+        try:  # YAML 1.1 reads 1e-4 (no dot) as a string
+            return float(value)
+        except ValueError:
+            pass
+    if tp in (int, float, str, bool) and type(value) is tp:
+        return value
+    raise ConfigError(
+        f"config key '{key}': expected {tp.__name__}, got {type(value).__name__} {value!r}"
+    )
+
+
+def _build(cls: type, values: Any, prefix: str) -> Any:
+    if not isinstance(values, dict):
+        where = f"config key '{prefix}'" if prefix else "config"
+        raise ConfigError(f"{where}: expected a mapping, got {values!r}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - names)
+    if unknown:
+        key = f"{prefix}.{unknown[0]}" if prefix else unknown[0]
+        raise ConfigError(f"unknown config key '{key}' (known: {', '.join(sorted(names))})")
+    kwargs = {
+        name: _convert(value, hints[name], f"{prefix}.{name}" if prefix else name)
+        for name, value in values.items()
+    }
+    return cls(**kwargs)
+
+
+def _field_type(path: list[str]) -> Any:
+    """The declared type of a dotted key, or a ConfigError naming the unknown part."""
+    tp: Any = Config
+    for depth, name in enumerate(path):
+        if not dataclasses.is_dataclass(tp):
+            break
+        hints = typing.get_type_hints(tp)
+        if name not in hints:
+            key = ".".join(path[: depth + 1])
+            known = ", ".join(sorted(hints))
+            raise ConfigError(f"unknown config key '{key}' (known: {known})")
+        tp = hints[name]
+    return tp
+
+
+def _merge(base: dict, update: dict) -> dict:
+    merged = dict(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def parse_override(override: str) -> tuple[list[str], Any]:
+    """`section.key=value` -> (['section', 'key'], typed value). Values are YAML, except for
+    string fields, which take the text as written (so `--set folds.name=2024` stays a string)."""
+    key, sep, raw = override.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise ConfigError(f"--set {override!r}: expected section.key=value")
+    path = key.split(".")
+    tp = _field_type(path)
+    if tp is str:
+        return path, raw
+    try:
+        return path, yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"--set {key}: cannot parse value {raw!r}: {exc}") from None
+
+
+def _nest(path: list[str], value: Any) -> dict:
+    for name in reversed(path):
+        value = {name: value}
+    return value
+
+
+def read_yaml(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    try:
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: invalid YAML: {str(exc).splitlines()[0]}") from None
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"{path}: expected a mapping of sections at the top level")
+    return loaded
+
+
+def load_config(paths: typing.Sequence[str | Path] = (), overrides: typing.Sequence[str] = ()):
+    """Defaults, then each YAML file in order, then each `key=value` override."""
+    raw: dict = {}
+    for path in paths:
+        try:
+            layer = read_yaml(path)
+            _build(Config, _merge(raw, layer), "")  # name the file that brought a bad key
+        except ConfigError as exc:
+            message = str(exc)
+            raise ConfigError(
+                message if message.startswith(str(path)) else f"{path}: {message}"
+            ) from None
+        raw = _merge(raw, layer)
+    for override in overrides:
+        path, value = parse_override(override)
+        raw = _merge(raw, _nest(path, value))
+    config = _build(Config, raw, "")
+    validate(config)
+    return config
+
+
+def validate(config: Config) -> None:
+    """Checks of values that a type alone cannot express."""
+    checks = [
+        (config.data.num_labels >= 2, "data.num_labels must be at least 2"),
+        (config.folds.k >= 2, "folds.k must be at least 2"),
+        (0 < config.demo.scale <= 1, "demo.scale must be in (0, 1]"),
+        (
+            len({t.name for t in config.data.test_sets}) == len(config.data.test_sets),
+            "data.test_sets: names must be unique",
+        ),
+        (config.model.kind in ("transformer", "tfidf"), "model.kind must be transformer or tfidf"),
+        (config.model.head in ("linear", "cosine"), "model.head must be linear or cosine"),
+        (config.train.loss in ("ldam_drw", "ce"), "train.loss must be ldam_drw or ce"),
+        (
+            config.train.batch_size % config.train.grad_accum == 0,
+            "train.batch_size must be a multiple of train.grad_accum",
+        ),
+        (config.train.steps >= 1, "train.steps must be at least 1"),
+        (
+            all(0 <= c < config.data.num_labels for c in config.train.boost_classes),
+            "train.boost_classes: every id must be in 0..data.num_labels-1",
+        ),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise ConfigError(message)
+
+
+def config_to_dict(config: Config) -> dict:
+    return dataclasses.asdict(config)
+
+
+def dump_config(config: Config) -> str:
+    return yaml.safe_dump(config_to_dict(config), allow_unicode=True, sort_keys=False)
+
+
+def write_config(config: Config, path: Path) -> None:
+    """Write the resolved config (used as one of the writers of an atomic multi-file write)."""
+    path.write_text(dump_config(config), encoding="utf-8")

@@ -1,0 +1,189 @@
+"""Read and validate the competition's CSV files.
+
+Everything is read as text (no type inference), so the checks below see exactly what is in the
+file. A failed check raises a CompError naming the file, the column and the first offending rows
+(1-based data rows, header excluded) before anything is written.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from comp.config import Config, DataConfig, TestSet
+from comp.errors import CompError
+from comp.io import sha256_file
+from comp.text import normalise_newlines, split_qa
+
+MAX_ROWS_NAMED = 5
+
+
+class DataError(CompError):
+    pass
+
+
+@dataclass(frozen=True)
+class TrainData:
+    path: Path
+    sha256: str
+    questions: list[str]
+    answers: list[str]
+    labels: np.ndarray  # int64, 0..num_labels-1
+    label_names: list[str]  # one per label id: the category name, or the id as text
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+@dataclass(frozen=True)
+class TestData:
+    name: str
+    path: Path
+    ids: list[str]  # kept as written in the file, so submissions reproduce them exactly
+    questions: list[str]
+    answers: list[str]
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+def _rows(mask: pl.Series) -> str:
+    rows = (np.flatnonzero(mask.to_numpy()) + 1).tolist()
+    named = ", ".join(str(r) for r in rows[:MAX_ROWS_NAMED])
+    more = f" and {len(rows) - MAX_ROWS_NAMED} more" if len(rows) > MAX_ROWS_NAMED else ""
+    return f"row{'s' if len(rows) > 1 else ''} {named}{more}"
+
+
+def read_csv(path: str | Path, required: list[str]) -> pl.DataFrame:
+    """Read a UTF-8 CSV (BOM or not, LF or CRLF, quoted multi-line cells) as strings."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: file not found")
+    try:
+        frame = pl.read_csv(path, infer_schema=False, encoding="utf8")
+    except pl.exceptions.NoDataError:
+        raise DataError(f"{path}: the file is empty") from None
+    except (pl.exceptions.ComputeError, pl.exceptions.PolarsError) as exc:
+        reason = str(exc).strip().splitlines()[0]
+        raise DataError(f"{path}: not a readable UTF-8 CSV: {reason}") from None
+    missing = [c for c in required if c not in frame.columns]
+    if missing:
+        raise DataError(
+            f"{path}: missing column '{missing[0]}' (columns found: {', '.join(frame.columns)})"
+        )
+    if frame.height == 0:
+        raise DataError(f"{path}: the file has a header but no rows")
+    return frame
+
+
+def _check_text(frame: pl.DataFrame, path: Path, column: str) -> list[str]:
+    text = frame[column]
+    blank = text.is_null() | (text.str.strip_chars() == "")
+    if blank.any():
+        raise DataError(f"{path}: column '{column}' is null or empty in {_rows(blank)}")
+    return text.to_list()
+
+
+def _split_all(texts: list[str], data: DataConfig) -> tuple[list[str], list[str]]:
+    pairs = [split_qa(t, data.question_marker, data.answer_marker) for t in texts]
+    return [q for q, _ in pairs], [a for _, a in pairs]
+
+
+def _parse_labels(frame: pl.DataFrame, path: Path, column: str, num_labels: int) -> np.ndarray:
+    raw = frame[column].str.strip_chars()
+    parsed = raw.cast(pl.Int64, strict=False)
+    bad = parsed.is_null()
+    if bad.any():
+        first = raw.filter(bad)[0]
+        raise DataError(
+            f"{path}: column '{column}' is not an integer in {_rows(bad)} (e.g. {first!r})"
+        )
+    out_of_range = (parsed < 0) | (parsed >= num_labels)
+    if out_of_range.any():
+        first = parsed.filter(out_of_range)[0]
+        raise DataError(
+            f"{path}: column '{column}' is outside 0..{num_labels - 1} in "
+            f"{_rows(out_of_range)} (e.g. {first})"
+        )
+    return parsed.to_numpy().astype(np.int64)
+
+
+def _label_names(
+    frame: pl.DataFrame,
+    path: Path,
+    category_column: str | None,
+    labels: np.ndarray,
+    num_labels: int,
+) -> list[str]:
+    names = [str(i) for i in range(num_labels)]
+    if category_column is None:
+        return names
+    if category_column not in frame.columns:
+        raise DataError(f"{path}: missing column '{category_column}' (data.category_column)")
+    categories = frame[category_column].fill_null("").str.strip_chars().to_list()
+    seen: dict[str, int] = {}
+    named: dict[int, str] = {}
+    for row, (category, label) in enumerate(zip(categories, labels.tolist(), strict=True)):
+        if category in seen and seen[category] != label:
+            raise DataError(
+                f"{path}: column '{category_column}': category {category!r} maps to labels "
+                f"{seen[category]} and {label} (row {row + 1})"
+            )
+        if label in named and named[label] != category:
+            raise DataError(
+                f"{path}: column '{category_column}': label {label} has two categories, "
+                f"{named[label]!r} and {category!r} (row {row + 1})"
+            )
+        seen[category] = label
+        named[label] = category
+    for label, category in named.items():
+        names[label] = category or str(label)
+    return names
+
+
+def load_train(data: DataConfig) -> TrainData:
+    path = Path(data.train)
+    required = [data.text_column, data.label_column]
+    frame = read_csv(path, required)
+    texts = [normalise_newlines(t) for t in _check_text(frame, path, data.text_column)]
+    labels = _parse_labels(frame, path, data.label_column, data.num_labels)
+    names = _label_names(frame, path, data.category_column, labels, data.num_labels)
+    questions, answers = _split_all(texts, data)
+    return TrainData(path, sha256_file(path), questions, answers, labels, names)
+
+
+def load_test(data: DataConfig, test_set: TestSet) -> TestData:
+    path = Path(test_set.path)
+    frame = read_csv(path, [data.id_column, data.text_column])
+    ids = frame[data.id_column].str.strip_chars()
+    blank = ids.is_null() | (ids == "")
+    if blank.any():
+        raise DataError(f"{path}: column '{data.id_column}' is null or empty in {_rows(blank)}")
+    duplicated = ids.is_duplicated()
+    if duplicated.any():
+        first = ids.filter(duplicated)[0]
+        raise DataError(
+            f"{path}: column '{data.id_column}' has duplicate Ids in {_rows(duplicated)} "
+            f"(e.g. {first!r})"
+        )
+    texts = _check_text(frame, path, data.text_column)
+    questions, answers = _split_all(texts, data)
+    return TestData(test_set.name, path, ids.to_list(), questions, answers)
+
+
+def load_tests(config: Config) -> list[TestData]:
+    """Every configured test set; an Id may appear in only one of them (combined submissions)."""
+    tests = [load_test(config.data, test_set) for test_set in config.data.test_sets]
+    owner: dict[str, Path] = {}
+    for test in tests:
+        for row, test_id in enumerate(test.ids):
+            if test_id in owner:
+                raise DataError(
+                    f"{test.path}: column '{config.data.id_column}': Id {test_id!r} (row "
+                    f"{row + 1}) is also in {owner[test_id]}; Ids must be unique across test sets"
+                )
+            owner[test_id] = test.path
+    return tests

@@ -1,0 +1,128 @@
+"""LDAM margins, DRW class weights, the LDAM loss and the recipe's CE -> LDAM-DRW switch.
+
+Formulas (DESIGN §3): Δ_y = C / n_y^(1/4) subtracted from the true-class logit only;
+w_c = (1 - β) / (1 - β^n_c) normalised to sum to K. Counts are clamped to >= 1 so that a class
+with no rows in a fold gives finite margins and weights.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def _counts(class_counts: Sequence[float] | torch.Tensor) -> torch.Tensor:
+    counts = torch.as_tensor(class_counts, dtype=torch.float64).flatten()
+    if counts.numel() == 0:
+        raise ValueError("class_counts is empty")
+    if torch.isnan(counts).any() or (counts < 0).any():
+        raise ValueError("class_counts must be non-negative numbers")
+    return counts.clamp(min=1.0)
+
+
+def ldam_margins(
+    class_counts: Sequence[float] | torch.Tensor,
+    C: float = 1.0,
+    max_m: float | None = None,
+    boost_classes: Iterable[int] = (),
+    boost_factor: float = 10.0,
+) -> torch.Tensor:
+    """Per-class margins Δ_y = C / n_y^(1/4), float32, shape (K,).
+
+    Counts are clamped to >= 1 first; a boosted class then uses n_y / boost_factor (not clamped
+    again, so every boosted margin grows by boost_factor^(1/4)). With max_m, margins are rescaled
+    so the largest equals max_m and C is ignored (Cao et al.: m = 1/n^(1/4); m *= max_m / max(m)).
+    """
+    counts = _counts(class_counts)
+    if boost_factor <= 0:
+        raise ValueError(f"boost_factor must be > 0, got {boost_factor}")
+    boost = sorted({int(c) for c in boost_classes})
+    if boost and (boost[0] < 0 or boost[-1] >= counts.numel()):
+        raise ValueError(f"boost_classes must lie in 0..{counts.numel() - 1}, got {boost}")
+    counts[boost] = counts[boost] / boost_factor
+    m = counts.pow(-0.25)
+    m = m * (max_m / m.max()) if max_m is not None else C * m
+    return m.to(torch.float32)
+
+
+def drw_class_weights(
+    class_counts: Sequence[float] | torch.Tensor, beta: float = 0.9999
+) -> torch.Tensor:
+    """Effective-number weights (1 - β) / (1 - β^n_c), summing to K; float32, shape (K,).
+
+    Pass the real counts: margin boosting never applies here.
+    """
+    if not 0.0 <= beta < 1.0:
+        raise ValueError(f"beta must be in [0, 1), got {beta}")
+    counts = _counts(class_counts)
+    w = (1.0 - beta) / (1.0 - torch.pow(torch.tensor(beta, dtype=torch.float64), counts))
+    w = w * (counts.numel() / w.sum())
+    return w.to(torch.float32)
+
+
+def ldam_loss(
+    logits: torch.Tensor,
+    targets: torch.Tensor,
+    margins: torch.Tensor,
+    weight: torch.Tensor | None = None,
+    s: float = 1.0,
+) -> torch.Tensor:
+    """Cross-entropy of s * (logits - Δ_y on the true class only), mean over the batch.
+
+    With weight, this is PyTorch's weighted mean: sum_i w_{y_i} * l_i / sum_i w_{y_i}, i.e. it
+    divides by the sum of the targets' weights, not by the batch size.
+    """
+    margins = margins.to(device=logits.device, dtype=logits.dtype)
+    shifted = (
+        logits - F.one_hot(targets, logits.shape[-1]).to(logits.dtype) * margins[targets, None]
+    )
+    if weight is not None:
+        weight = weight.to(device=logits.device, dtype=logits.dtype)
+    return F.cross_entropy(s * shifted, targets, weight=weight)
+
+
+def recipe_loss(
+    logits: torch.Tensor,
+    targets: torch.Tensor,
+    epoch: int,
+    *,
+    drw_start_epoch: int,
+    margins: torch.Tensor,
+    weights: torch.Tensor | None,
+    s: float = 1.0,
+) -> torch.Tensor:
+    """The paper's schedule: plain CE while epoch < drw_start_epoch (0-based epochs, so epochs
+    0..drw_start_epoch-1), then LDAM with DRW class weights.
+
+    s scales the logits in both phases: it belongs to the head (a cosine head needs it from the
+    start); with the default s = 1 the first phase is exactly plain cross-entropy.
+    """
+    if epoch < drw_start_epoch:
+        return F.cross_entropy(s * logits, targets)
+    return ldam_loss(logits, targets, margins, weight=weights, s=s)
+
+
+class CosineHead(nn.Module):
+    """Cosine-normalised linear layer: cos(x, w_c) for each class, in [-1, 1].
+
+    Use with a logit scale s (Cao et al. use 30) in the loss; the head itself applies no scale.
+    """
+
+    def __init__(self, in_features: int, num_classes: int, eps: float = 1e-8) -> None:
+        super().__init__()
+        self.in_features = in_features
+        self.num_classes = num_classes
+        self.eps = eps
+        self.weight = nn.Parameter(torch.empty(num_classes, in_features))
+        nn.init.kaiming_uniform_(self.weight, a=5**0.5)  # same init as nn.Linear
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.normalize(x, dim=-1, eps=self.eps)
+        w = F.normalize(self.weight, dim=-1, eps=self.eps)
+        return x @ w.t()
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, num_classes={self.num_classes}"

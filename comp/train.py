@@ -1,0 +1,541 @@
+"""Train one model per fold with the seed paper's recipe, resumably.
+
+Read it top to bottom: `train_folds` loads the data, the folds and the token ids once, then
+`train_fold` runs the loop for each fold: length-bucketed batches, CE then LDAM/DRW, FGM on the
+word embeddings, LLRD AdamW with warmup and linear decay, evaluation every `eval_every` steps,
+the best model kept, a checkpoint every `checkpoint_every` steps. When the loop ends, the best
+model's validation (out-of-fold) and test logits are written beside the resolved config.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import random
+import resource
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import torch
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from comp.adversarial import FGM
+from comp.backbone import load_tokenizer
+from comp.config import Config, write_config
+from comp.data import TestData, TrainData, load_tests, load_train
+from comp.encoding import length_bucketed_batches, pad_batch
+from comp.errors import CompError
+from comp.features import EncodedTexts, encode_cached, tokenizer_fingerprint
+from comp.folds import load_folds
+from comp.io import atomic_path, write_all_atomically
+from comp.losses import drw_class_weights, ldam_margins, recipe_loss
+from comp.metrics import macro_f1, per_class_f1
+from comp.model import Classifier, build_classifier
+from comp.optim import linear_warmup_decay, llrd_param_groups
+
+CHECKPOINT = "checkpoint.pt"
+BEST_MODEL = "best_model.pt"
+METRICS = "metrics.json"
+
+
+@dataclass
+class RunData:
+    """Everything a fold needs, loaded and tokenised once per run."""
+
+    train: TrainData
+    tests: list[TestData]
+    folds: np.ndarray
+    encoded_train: EncodedTexts
+    encoded_tests: list[EncodedTexts]
+    tokenizer: object
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise CompError(f"--device {name}: CUDA is not available on this machine")
+    return torch.device(name)
+
+
+def experiment_dir(config: Config) -> Path:
+    return Path(config.train.runs_dir) / config.train.experiment
+
+
+def fold_dir(config: Config, fold: int) -> Path:
+    return experiment_dir(config) / f"fold{fold}"
+
+
+def is_finished(config: Config, fold: int) -> bool:
+    return (fold_dir(config, fold) / METRICS).is_file()
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def load_run_data(config: Config) -> RunData:
+    train = load_train(config.data)
+    folds = load_folds(config, train)
+    tests = load_tests(config)
+    tokenizer = load_tokenizer(config.model.backbone)
+    fingerprint = tokenizer_fingerprint(tokenizer)
+    cache = experiment_dir(config) / "cache"
+
+    def encode(questions, answers):
+        return encode_cached(
+            tokenizer,
+            questions,
+            answers,
+            config.model.max_len,
+            config.model.answer_min_tokens,
+            cache,
+            fingerprint,
+        )
+
+    return RunData(
+        train=train,
+        tests=tests,
+        folds=folds,
+        encoded_train=encode(train.questions, train.answers),
+        encoded_tests=[encode(t.questions, t.answers) for t in tests],
+        tokenizer=tokenizer,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Batches
+
+
+def collate(encoded: EncodedTexts, rows, pad_id: int, device: torch.device) -> dict:
+    rows = list(rows)
+    ids, types = zip(*(encoded.row(i) for i in rows), strict=True)
+    input_ids, mask = pad_batch([x.tolist() for x in ids], pad_id)
+    token_types, _ = pad_batch([x.tolist() for x in types], 0)
+    return {
+        "input_ids": input_ids.to(device),
+        "attention_mask": mask.to(device),
+        "token_type_ids": token_types.to(device),
+    }
+
+
+def epoch_batches(lengths: np.ndarray, batch_size: int, seed: int, fold: int, epoch: int):
+    """The batches of one epoch, a pure function of (seed, fold, epoch): resuming at any step
+    replays exactly the data order of an uninterrupted run."""
+    rng = np.random.default_rng([seed, fold, epoch])
+    return length_bucketed_batches(lengths, batch_size, rng)
+
+
+def autocast(device: torch.device):
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return nullcontext()
+
+
+@torch.no_grad()
+def predict_logits(
+    model: Classifier,
+    encoded: EncodedTexts,
+    rows: np.ndarray,
+    batch_size: int,
+    pad_id: int,
+    device: torch.device,
+    scale: float,
+) -> np.ndarray:
+    """Logits (times the loss's scale s) of `rows`, in the order given; batched by length."""
+    model.eval()
+    rows = np.asarray(rows)
+    order = np.argsort(encoded.lengths[rows], kind="stable")
+    out = np.zeros((len(rows), model.head.weight.shape[0]), dtype=np.float32)
+    for start in range(0, len(order), batch_size):
+        part = order[start : start + batch_size]
+        with autocast(device):
+            logits = model(**collate(encoded, rows[part], pad_id, device))
+        out[part] = (scale * logits.float()).cpu().numpy()
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Checkpoints
+
+
+def rng_state() -> dict:
+    state = {
+        "python": random.getstate(),
+        "numpy": np.random.get_state(),
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_torch(obj, path: Path) -> None:
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
+
+
+# ---------------------------------------------------------------------------------------------
+# One fold
+
+
+@dataclass
+class FoldResult:
+    fold: int
+    macro_f1: float
+    best_step: int
+    wall_s: float
+    samples_per_s: float
+    tokens_per_s: float
+    skipped: bool = False
+
+
+def peak_memory_mb(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _progress(console: Console) -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("loss {task.fields[loss]:.4f}  lr {task.fields[lr]:.2e}"),
+        TextColumn("{task.fields[rate]:.1f} samples/s"),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        console=console,
+    )
+
+
+def train_fold(
+    config: Config, data: RunData, fold: int, device: torch.device, console: Console
+) -> FoldResult:
+    cfg, out = config.train, fold_dir(config, fold)
+    out.mkdir(parents=True, exist_ok=True)
+    write_all_atomically({out / "config.yaml": lambda p: write_config(config, p)})
+    started = time.perf_counter()
+    seed_everything(cfg.seed)
+
+    labels = data.train.labels
+    train_rows = np.flatnonzero(data.folds != fold)  # train-only rows (fold -1) included
+    val_rows = np.flatnonzero(data.folds == fold)
+    counts = np.bincount(labels[train_rows], minlength=config.data.num_labels)
+    margins = ldam_margins(
+        counts,
+        C=cfg.ldam_c,
+        max_m=cfg.ldam_max_m,
+        boost_classes=cfg.boost_classes,
+        boost_factor=cfg.boost_factor,
+    ).to(device)
+    weights = drw_class_weights(counts, beta=cfg.drw_beta).to(device)
+
+    model = build_classifier(config, pretrained=True).to(device)
+    _save_backbone_files(model, data.tokenizer, out / "backbone")
+    optimizer = torch.optim.AdamW(
+        llrd_param_groups(model, cfg.lr, cfg.llrd_decay, cfg.weight_decay),
+        lr=cfg.lr,
+        fused=device.type == "cuda",
+    )
+    scheduler = linear_warmup_decay(optimizer, cfg.steps, cfg.warmup_ratio)
+    fgm = FGM(model) if cfg.fgm else None
+    pad_id = data.tokenizer.pad_token_id
+    lengths = data.encoded_train.lengths[train_rows]
+    batches_per_epoch = len(epoch_batches(lengths, cfg.batch_size, cfg.seed, fold, 0))
+    micro_size = cfg.batch_size // cfg.grad_accum
+
+    step, best = 0, {"score": -1.0, "step": 0}
+    history: list[dict] = []
+    checkpoint_path = out / CHECKPOINT
+    if checkpoint_path.is_file():
+        state = torch.load(checkpoint_path, map_location=device, weights_only=False)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        set_rng_state(state["rng"])
+        step, best, history = state["step"], state["best"], state["history"]
+        console.print(f"fold {fold}: resuming from step {step} ({checkpoint_path})")
+    best_path = out / BEST_MODEL
+    if best_path.is_file():  # it may be newer than the checkpoint: a kill fell in between
+        saved = torch.load(best_path, map_location="cpu", weights_only=False, mmap=True)
+        if saved["score"] > best["score"]:
+            best = {"score": saved["score"], "step": saved["step"]}
+
+    def forward(inputs: dict) -> torch.Tensor:
+        with autocast(device):
+            return model(**inputs).float()
+
+    def loss_fn(logits: torch.Tensor, targets: torch.Tensor, epoch: int) -> torch.Tensor:
+        if cfg.loss == "ce":
+            return torch.nn.functional.cross_entropy(cfg.ldam_s * logits, targets)
+        return recipe_loss(
+            logits,
+            targets,
+            epoch,
+            drw_start_epoch=cfg.drw_start_epoch,
+            margins=margins,
+            weights=weights,
+            s=cfg.ldam_s,
+        )
+
+    def evaluate() -> float:
+        logits = predict_logits(
+            model, data.encoded_train, val_rows, cfg.eval_batch_size, pad_id, device, cfg.ldam_s
+        )
+        model.train()
+        return macro_f1(labels[val_rows], logits.argmax(1), config.data.num_labels)
+
+    samples = tokens = 0
+    loop_time = 0.0
+    model.train()
+    order: list[list[int]] = []
+    with _progress(console) as progress:
+        task = progress.add_task(
+            f"fold {fold}",
+            total=cfg.steps,
+            completed=step,
+            loss=0.0,
+            lr=scheduler.get_last_lr()[0],
+            rate=0.0,
+        )
+        while step < cfg.steps:
+            tick = time.perf_counter()
+            epoch, position = divmod(step, batches_per_epoch)
+            if position == 0 or not order:
+                order = epoch_batches(lengths, cfg.batch_size, cfg.seed, fold, epoch)
+            batch = train_rows[order[position]]
+            batch_loss = 0.0
+            for start in range(0, len(batch), micro_size):
+                rows = batch[start : start + micro_size]
+                inputs = collate(data.encoded_train, rows, pad_id, device)
+                targets = torch.as_tensor(labels[rows], device=device)
+                share = len(rows) / len(batch)  # micro-batch losses add up to the batch mean
+                before = fgm.weight.grad.clone() if fgm and fgm.weight.grad is not None else None
+                loss = share * loss_fn(forward(inputs), targets, epoch)
+                loss.backward()
+                batch_loss += loss.item()
+                if fgm is not None:
+                    own = fgm.weight.grad if before is None else fgm.weight.grad - before
+                    if fgm.attack(cfg.fgm_eps, grad=own):
+                        (share * loss_fn(forward(inputs), targets, epoch)).backward()
+                        fgm.restore()
+                tokens += int(inputs["attention_mask"].sum())
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+            samples += len(batch)
+            loop_time += time.perf_counter() - tick
+            progress.update(
+                task,
+                advance=1,
+                loss=batch_loss,
+                lr=scheduler.get_last_lr()[0],
+                rate=samples / max(loop_time, 1e-9),
+            )
+
+            if step % cfg.eval_every == 0 or step == cfg.steps:
+                score = evaluate()
+                history.append(
+                    {"step": step, "epoch": epoch, "loss": batch_loss, "val_macro_f1": score}
+                )
+                if score > best["score"]:
+                    best = {"score": score, "step": step}
+                    save_torch({**best, "model": model.state_dict()}, best_path)
+            if step % cfg.checkpoint_every == 0 and step < cfg.steps:
+                save_torch(
+                    {
+                        "model": model.state_dict(),
+                        "optimizer": optimizer.state_dict(),
+                        "scheduler": scheduler.state_dict(),
+                        "rng": rng_state(),
+                        "step": step,
+                        "best": best,
+                        "history": history,
+                    },
+                    checkpoint_path,
+                )
+
+    saved = torch.load(best_path, map_location=device, weights_only=False)
+    model.load_state_dict(saved["model"])
+    result = _write_fold_outputs(
+        config,
+        data,
+        fold,
+        model,
+        device,
+        out,
+        best,
+        history,
+        {
+            "wall_s": time.perf_counter() - started,
+            "samples_per_s": samples / max(loop_time, 1e-9),
+            "tokens_per_s": tokens / max(loop_time, 1e-9),
+            "peak_memory_mb": peak_memory_mb(device),
+            "device": str(device),
+        },
+    )
+    checkpoint_path.unlink(missing_ok=True)
+    return result
+
+
+def _save_backbone_files(model: Classifier, tokenizer, folder: Path) -> None:
+    """The backbone's config and tokenizer beside the weights: a fold reloads from its folder."""
+    if not (folder / "config.json").is_file():
+        model.backbone.config.save_pretrained(folder)
+        tokenizer.save_pretrained(folder)
+
+
+def _logits_frame(keys: dict, logits: np.ndarray) -> pl.DataFrame:
+    width = logits.shape[1]
+    return pl.DataFrame(keys).with_columns(
+        pl.Series("logits", logits, dtype=pl.Array(pl.Float32, width))
+    )
+
+
+def _write_fold_outputs(config, data, fold, model, device, out, best, history, speed) -> FoldResult:
+    cfg, pad_id = config.train, data.tokenizer.pad_token_id
+    labels, num_labels = data.train.labels, config.data.num_labels
+    val_rows = np.flatnonzero(data.folds == fold)
+    val_logits = predict_logits(
+        model, data.encoded_train, val_rows, cfg.eval_batch_size, pad_id, device, cfg.ldam_s
+    )
+    predicted = val_logits.argmax(1)
+    oof = _logits_frame(
+        {"row": val_rows, "label": labels[val_rows], "fold": np.full(len(val_rows), fold)},
+        val_logits,
+    )
+    test_frames = []
+    for test, encoded in zip(data.tests, data.encoded_tests, strict=True):
+        logits = predict_logits(
+            model, encoded, np.arange(len(test)), cfg.eval_batch_size, pad_id, device, cfg.ldam_s
+        )
+        test_frames.append(_logits_frame({"set": [test.name] * len(test), "Id": test.ids}, logits))
+    tests = (
+        pl.concat(test_frames)
+        if test_frames
+        else _logits_frame({"set": [], "Id": []}, np.zeros((0, num_labels), dtype=np.float32))
+    )
+    score = macro_f1(labels[val_rows], predicted, num_labels)
+    f1 = per_class_f1(labels[val_rows], predicted, num_labels)
+    metrics = {
+        "fold": fold,
+        "val_macro_f1": score,
+        "best_step": best["step"],
+        "val_rows": len(val_rows),
+        "per_class_f1": {data.train.label_names[c]: float(f1[c]) for c in range(num_labels)},
+        "history": history,
+        **speed,
+    }
+    write_all_atomically(
+        {
+            out / "oof.parquet": oof.write_parquet,
+            out / "test_logits.parquet": tests.write_parquet,
+            out / METRICS: lambda p: p.write_text(json.dumps(metrics, indent=1), encoding="utf-8"),
+        }
+    )
+    return FoldResult(
+        fold, score, best["step"], speed["wall_s"], speed["samples_per_s"], speed["tokens_per_s"]
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Several folds
+
+
+def parse_folds(spec: str, k: int) -> list[int]:
+    """`all`, `0`, or `0,2`: the folds to train."""
+    if spec == "all":
+        return list(range(k))
+    try:
+        folds = [int(part) for part in spec.split(",")]
+    except ValueError:
+        raise CompError(f"--fold {spec!r}: expected 'all' or fold numbers like 0 or 0,2") from None
+    bad = [f for f in folds if not 0 <= f < k]
+    if bad:
+        raise CompError(f"--fold {spec!r}: fold {bad[0]} is outside 0..{k - 1}")
+    return folds
+
+
+def train_folds(
+    config: Config, folds: list[int], device_name: str | None, force: bool, console: Console
+) -> list[FoldResult]:
+    device = resolve_device(device_name or config.train.device)
+    if config.train.eval_every < 1 or config.train.checkpoint_every < 1:
+        raise CompError("train.eval_every and train.checkpoint_every must be at least 1")
+    results, todo = [], []
+    for fold in folds:
+        if is_finished(config, fold) and not force:
+            saved = json.loads((fold_dir(config, fold) / METRICS).read_text(encoding="utf-8"))
+            console.print(
+                f"fold {fold}: finished before (val macro-F1 "
+                f"{saved['val_macro_f1']:.4f}); skipped, --force to retrain"
+            )
+            results.append(
+                FoldResult(
+                    fold,
+                    saved["val_macro_f1"],
+                    saved["best_step"],
+                    saved["wall_s"],
+                    saved["samples_per_s"],
+                    saved["tokens_per_s"],
+                    skipped=True,
+                )
+            )
+        else:
+            todo.append(fold)
+    if todo:
+        data = load_run_data(config)
+        for fold in todo:
+            if force:
+                for name in (CHECKPOINT, BEST_MODEL, METRICS):
+                    (fold_dir(config, fold) / name).unlink(missing_ok=True)
+            results.append(train_fold(config, data, fold, device, console))
+            gc.collect()  # the fold's model and optimizer are garbage now: free their memory
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
+    print_results(results, console)
+    return sorted(results, key=lambda r: r.fold)
+
+
+def print_results(results: list[FoldResult], console: Console) -> None:
+    table = Table(title="training results")
+    for column in ("fold", "val macro-F1", "best step", "wall s", "samples/s", "tokens/s", ""):
+        table.add_column(column, justify="right")
+    for r in sorted(results, key=lambda r: r.fold):
+        table.add_row(
+            str(r.fold),
+            f"{r.macro_f1:.4f}",
+            str(r.best_step),
+            f"{r.wall_s:.1f}",
+            f"{r.samples_per_s:.1f}",
+            f"{r.tokens_per_s:,.0f}",
+            "skipped" if r.skipped else "",
+        )
+    console.print(table)

@@ -1,0 +1,122 @@
+"""Shared fixtures: small competitions written to a temporary folder."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+
+from comp.config import Config, DataConfig, FoldsConfig, TestSet
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+
+
+def qa(question: str, answer: str) -> str:
+    return f"السؤال\n----------\n{question}\n\nالجواب\n----------\n{answer}"
+
+
+def write_csv(
+    path: Path, header: list[str], rows: list[list], *, bom: bool = False, newline: str = "\n"
+) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", encoding="utf-8-sig" if bom else "utf-8", newline="") as handle:
+        writer = csv.writer(handle, lineterminator=newline)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return path
+
+
+def small_config(root: Path, num_labels: int = 4, k: int = 2) -> Config:
+    return Config(
+        data=DataConfig(
+            train=str(root / "train.csv"),
+            test_sets=[
+                TestSet("public", str(root / "test_public.csv")),
+                TestSet("private", str(root / "test_private.csv")),
+            ],
+            num_labels=num_labels,
+        ),
+        folds=FoldsConfig(name="small", dir=str(root / "folds"), k=k, seed=0),
+    )
+
+
+@pytest.fixture
+def small_competition(tmp_path: Path) -> Config:
+    """4 classes x 6 rows of train, two test files of 3 rows each."""
+    names = ["Dental Health", "Dentistry", "Pediatrics", "Psychology"]
+    rows = [
+        [qa(f"سؤال {i} عن {names[i % 4]}", f"جواب {i}"), names[i % 4], i % 4] for i in range(24)
+    ]
+    write_csv(tmp_path / "train.csv", ["text", "category", "label"], rows)
+    write_csv(
+        tmp_path / "test_public.csv",
+        ["Id", "text"],
+        [[i, qa(f"سؤال {i}", "جواب")] for i in range(1, 4)],
+    )
+    write_csv(
+        tmp_path / "test_private.csv",
+        ["Id", "text"],
+        [[i, qa(f"سؤال {i}", "جواب")] for i in range(4, 7)],
+    )
+    return small_config(tmp_path)
+
+
+def demo_config(root: Path, **train_overrides) -> Config:
+    """A two-fold demo competition config under `root`, small enough for a CPU test."""
+    from comp.config import load_config
+
+    overrides = {
+        "data.train": root / "demo" / "shared_task_train.csv",
+        "data.solution": root / "demo" / "solution.csv",
+        "demo.out_dir": root / "demo",
+        "demo.scale": 0.03,
+        "folds.dir": root / "folds",
+        "folds.k": 2,
+        "model.backbone": root / "tiny-bert",
+        "model.max_len": 128,
+        "train.runs_dir": root / "runs",
+        "train.steps": 60,
+        "train.batch_size": 32,
+        "train.eval_every": 20,
+        "train.checkpoint_every": 20,
+        "train.lr": 3e-3,
+        "train.fgm_eps": 0.02,
+        "train.drw_start_epoch": 2,
+        **train_overrides,
+    }
+    config = load_config(
+        [Path(__file__).resolve().parents[1] / "configs" / "demo.yaml"],
+        [f"{key}={value}" for key, value in overrides.items()],
+    )
+    for test_set in config.data.test_sets:
+        test_set.path = str(root / "demo" / Path(test_set.path).name)
+    return config
+
+
+@pytest.fixture(scope="session")
+def demo_root(tmp_path_factory) -> Path:
+    """Demo data, two folds and a tiny backbone, built once for the whole test session."""
+    from rich.console import Console
+
+    from comp.backbone import build_tiny_backbone
+    from comp.data import load_train
+    from comp.demo_writer import write_demo_files
+    from comp.folds import make_folds
+
+    root = tmp_path_factory.mktemp("demo")
+    config = demo_config(root)
+    write_demo_files(config, Console(quiet=True))
+    train = load_train(config.data)
+    make_folds(config, train)
+    texts = [f"{q}\n{a}" for q, a in zip(train.questions, train.answers, strict=True)]
+    build_tiny_backbone(
+        texts,
+        root / "tiny-bert",
+        vocab_size=2000,
+        hidden_size=64,
+        num_layers=2,
+        num_heads=2,
+        max_len=128,
+    )
+    return root

@@ -1,0 +1,210 @@
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from comp.cli import main
+from tests.conftest import qa, write_csv
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run(*args: str):
+    result = CliRunner(env={"COLUMNS": "200"}).invoke(main, list(args), catch_exceptions=False)
+    return result
+
+
+def folds_config(tmp_path: Path, rows: list[list] | None = None) -> Path:
+    names = ["A", "B", "C"]
+    rows = (
+        rows
+        if rows is not None
+        else [[qa(f"س {i}", f"ج {i}"), names[i % 3], i % 3] for i in range(30)]
+    )
+    write_csv(tmp_path / "train.csv", ["text", "category", "label"], rows)
+    config = {
+        "data": {"train": str(tmp_path / "train.csv"), "num_labels": 3, "test_sets": []},
+        "folds": {"name": "t", "dir": str(tmp_path / "folds"), "k": 3},
+    }
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    return path
+
+
+def leaf_commands(group=main, prefix=()):
+    for name, command in group.commands.items():
+        if isinstance(command, click.Group):
+            yield from leaf_commands(command, (*prefix, name))
+        else:
+            yield (*prefix, name)
+
+
+def test_every_command_has_help():
+    result = run("--help")
+    assert result.exit_code == 0
+    commands = set(leaf_commands())
+    assert {("demo-data",), ("make-folds",), ("backbone", "tiny"), ("train",)} <= commands
+    for path in commands:
+        sub = run(*path, "--help")
+        assert sub.exit_code == 0 and "--config" in sub.output and "--set" in sub.output, path
+    assert run("backbone", "--help").exit_code == 0
+
+
+def test_help_does_not_import_heavy_modules():
+    code = (
+        "import sys; from comp.cli import main\n"
+        "try: main(['--help'])\nexcept SystemExit: pass\n"
+        "heavy = [m for m in ('torch', 'transformers', 'polars', 'numpy', 'sklearn') "
+        "if m in sys.modules]\nprint('HEAVY', heavy)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert "HEAVY []" in out.stdout, out.stdout + out.stderr
+
+
+def test_make_folds_writes_files_and_summary(tmp_path):
+    config = folds_config(tmp_path)
+    result = run("make-folds", "--config", str(config), "--set", "folds.seed=3")
+    assert result.exit_code == 0, result.output
+    assert "3 folds" in result.output and "smallest val class" in result.output
+    meta = json.loads((tmp_path / "folds" / "t.json").read_text())
+    assert (meta["k"], meta["seed"], meta["num_rows"]) == (3, 3, 30)
+    assert meta["fold_sizes"] == [10, 10, 10]
+    resolved = yaml.safe_load((tmp_path / "folds" / "t.config.yaml").read_text())
+    assert resolved["folds"]["seed"] == 3
+
+
+def test_make_folds_warns_about_rare_classes(tmp_path):
+    rows = [[qa(f"س {i}", "ج"), "A", 0] for i in range(9)] + [
+        [qa("س", "ج"), "B", 1],
+        [qa("س", "ج"), "C", 2],
+        [qa("س", "ج"), "C", 2],
+    ]
+    result = run("make-folds", "--config", str(folds_config(tmp_path, rows)))
+    assert result.exit_code == 0, result.output
+    assert "2 classes have fewer rows than folds" in result.output
+    assert "B (1): 1 rows" in result.output and "train-only" in result.output
+
+
+@pytest.mark.parametrize(
+    ("rows", "message"),
+    [
+        ([[qa("س", "ج"), "A", "7"]], "column 'label' is outside 0..2 in row 1"),
+        ([["", "A", "0"]], "column 'text' is null or empty in row 1"),
+        ([], "header but no rows"),
+    ],
+)
+def test_bad_input_exits_2_and_writes_nothing(tmp_path, rows, message):
+    result = run("make-folds", "--config", str(folds_config(tmp_path, rows)))
+    assert result.exit_code == 2
+    assert message in result.output
+    assert len(result.output.strip().splitlines()) == 1
+    assert not (tmp_path / "folds").exists()
+
+
+def test_bad_config_exits_2(tmp_path):
+    config = folds_config(tmp_path)
+    result = run("make-folds", "--config", str(config), "--set", "folds.kay=3")
+    assert result.exit_code == 2 and "unknown config key 'folds.kay'" in result.output
+    result = run("make-folds", "--config", str(tmp_path / "nope.yaml"))
+    assert result.exit_code == 2 and "config file not found" in result.output
+
+
+def write_config(tmp_path: Path, config) -> Path:
+    from comp.config import dump_config
+
+    path = tmp_path / "config.yaml"
+    path.write_text(dump_config(config), encoding="utf-8")
+    return path
+
+
+def test_demo_data_command_writes_the_competition(tmp_path):
+    from tests.conftest import demo_config
+
+    config = write_config(tmp_path, demo_config(tmp_path))
+    out = tmp_path / "d"
+    result = run(
+        "demo-data", "--config", str(config), "--scale", "0.02", "--seed", "7", "--out", str(out)
+    )
+    assert result.exit_code == 0, result.output
+    for name in (
+        "shared_task_train.csv",
+        "shared_task_test_public.csv",
+        "shared_task_test_private.csv",
+        "solution.csv",
+        "config.yaml",
+    ):
+        assert (out / name).is_file(), name
+    resolved = yaml.safe_load((out / "config.yaml").read_text(encoding="utf-8"))
+    assert resolved["demo"] == {"out_dir": str(out), "scale": 0.02, "seed": 7, "min_class_rows": 10}
+    assert "82 classes" in result.output
+    bad = run("demo-data", "--config", str(config), "--scale", "1.5", "--out", str(tmp_path / "x"))
+    assert bad.exit_code == 2 and "demo.scale must be in (0, 1]" in bad.output
+    assert not (tmp_path / "x").exists()
+
+
+def test_backbone_tiny_and_train_commands(demo_root, tmp_path):
+    from tests.conftest import demo_config
+
+    config = demo_config(
+        demo_root, **{"train.experiment": "cli", "train.steps": 3, "train.eval_every": 3}
+    )
+    path = write_config(tmp_path, config)
+    result = run(
+        "backbone",
+        "tiny",
+        str(tmp_path / "tiny"),
+        "--config",
+        str(path),
+        "--vocab-size",
+        "500",
+        "--hidden",
+        "32",
+        "--layers",
+        "1",
+    )
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "tiny" / "model.safetensors").is_file()
+    too_big = run(
+        "backbone", "tiny", str(tmp_path / "big"), "--config", str(path), "--hidden", "512"
+    )
+    assert too_big.exit_code == 2 and not (tmp_path / "big").exists()
+
+    result = run(
+        "train",
+        "--config",
+        str(path),
+        "--fold",
+        "1",
+        "--device",
+        "cpu",
+        "--set",
+        f"model.backbone={tmp_path / 'tiny'}",
+    )
+    assert result.exit_code == 0, result.output
+    assert "training results" in result.output
+    assert (demo_root / "runs" / "cli" / "fold1" / "metrics.json").is_file()
+    assert not (demo_root / "runs" / "cli" / "fold0").exists()
+    again = run("train", "--config", str(path), "--fold", "1")
+    assert "skipped" in again.output
+    bad = run("train", "--config", str(path), "--fold", "7")
+    assert bad.exit_code == 2 and "fold 7 is outside 0..1" in bad.output
+
+
+def test_train_refuses_folds_from_other_data(demo_root, tmp_path):
+    from tests.conftest import demo_config
+
+    config = demo_config(demo_root, **{"train.experiment": "stale"})
+    config.data.train = str(tmp_path / "other.csv")
+    write_csv(
+        tmp_path / "other.csv",
+        ["text", "category", "label"],
+        [[qa("س", "ج"), "A", 0], [qa("س", "ج"), "B", 1]],
+    )
+    result = run("train", "--config", str(write_config(tmp_path, config)), "--fold", "0")
+    assert result.exit_code == 2
+    assert "made from other data" in result.output and "comp make-folds" in result.output

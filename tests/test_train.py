@@ -1,0 +1,119 @@
+import json
+
+import numpy as np
+import polars as pl
+import pytest
+import torch
+from rich.console import Console
+
+from comp.data import load_tests, load_train
+from comp.errors import CompError
+from comp.train import parse_folds, train_folds
+from tests.conftest import demo_config
+
+QUIET = Console(quiet=True)
+
+
+def read_logits(path):
+    frame = pl.read_parquet(path)
+    return frame, frame["logits"].to_numpy()
+
+
+def test_two_fold_run_writes_everything_and_learns(demo_root):
+    config = demo_config(
+        demo_root, **{"train.experiment": "two_folds", "train.steps": 150, "train.eval_every": 50}
+    )
+    results = train_folds(config, [0, 1], "cpu", False, QUIET)
+    assert [r.fold for r in results] == [0, 1]
+    train = load_train(config.data)
+    tests = load_tests(config)
+    folds = np.asarray(pl.read_csv(demo_root / "folds" / "demo.csv")["fold"])
+    chance = 1 / config.data.num_labels
+    for fold in (0, 1):
+        out = demo_root / "runs" / "two_folds" / f"fold{fold}"
+        metrics = json.loads((out / "metrics.json").read_text())
+        assert metrics["val_macro_f1"] > 5 * chance, metrics["history"]
+        assert metrics["samples_per_s"] > 0 and metrics["tokens_per_s"] > 0
+        assert metrics["peak_memory_mb"] > 0 and len(metrics["per_class_f1"]) == 82
+        assert (out / "config.yaml").is_file() and (out / "best_model.pt").is_file()
+        assert (out / "backbone" / "config.json").is_file()
+        assert not (out / "checkpoint.pt").exists()
+        oof, logits = read_logits(out / "oof.parquet")
+        assert oof["row"].to_list() == np.flatnonzero(folds == fold).tolist()
+        assert oof["label"].to_list() == train.labels[folds == fold].tolist()
+        assert logits.shape == (oof.height, 82) and np.isfinite(logits).all()
+        predicted_f1 = metrics["val_macro_f1"]
+        from comp.metrics import macro_f1
+
+        assert macro_f1(oof["label"].to_numpy(), logits.argmax(1), 82) == pytest.approx(
+            predicted_f1
+        )
+        test_frame, test_logits = read_logits(out / "test_logits.parquet")
+        for test in tests:
+            part = test_frame.filter(pl.col("set") == test.name)
+            assert part["Id"].to_list() == test.ids
+        assert test_logits.shape == (sum(len(t) for t in tests), 82)
+
+
+def test_finished_fold_is_skipped_unless_forced(demo_root):
+    config = demo_config(
+        demo_root, **{"train.experiment": "skip", "train.steps": 4, "train.eval_every": 2}
+    )
+    train_folds(config, [0], "cpu", False, QUIET)
+    metrics = demo_root / "runs" / "skip" / "fold0" / "metrics.json"
+    stamp = metrics.stat().st_mtime_ns
+    assert train_folds(config, [0], "cpu", False, QUIET)[0].skipped
+    assert metrics.stat().st_mtime_ns == stamp
+    assert not train_folds(config, [0], "cpu", True, QUIET)[0].skipped
+    assert metrics.stat().st_mtime_ns != stamp
+
+
+class Killed(Exception):
+    pass
+
+
+def test_killed_and_resumed_run_matches_uninterrupted(demo_root, monkeypatch):
+    settings = {
+        "train.steps": 12,
+        "train.eval_every": 3,
+        "train.checkpoint_every": 4,
+        "train.grad_accum": 2,
+    }
+    whole = demo_config(demo_root, **{"train.experiment": "whole", **settings})
+    train_folds(whole, [0], "cpu", False, QUIET)
+
+    resumed = demo_config(demo_root, **{"train.experiment": "resumed", **settings})
+    real_clip, calls = torch.nn.utils.clip_grad_norm_, {"n": 0}
+
+    def dying_clip(*args, **kwargs):  # called once per optimizer step, after the backward passes
+        calls["n"] += 1
+        if calls["n"] == 7:
+            raise Killed
+        return real_clip(*args, **kwargs)
+
+    monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", dying_clip)
+    with pytest.raises(Killed):
+        train_folds(resumed, [0], "cpu", False, QUIET)
+    checkpoint = torch.load(
+        demo_root / "runs" / "resumed" / "fold0" / "checkpoint.pt", weights_only=False
+    )
+    assert checkpoint["step"] == 4
+    monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", real_clip)
+    train_folds(resumed, [0], "cpu", False, QUIET)
+
+    for name in ("oof.parquet", "test_logits.parquet"):
+        _, a = read_logits(demo_root / "runs" / "whole" / "fold0" / name)
+        _, b = read_logits(demo_root / "runs" / "resumed" / "fold0" / name)
+        assert np.array_equal(a, b), name
+    a = json.loads((demo_root / "runs" / "whole" / "fold0" / "metrics.json").read_text())
+    b = json.loads((demo_root / "runs" / "resumed" / "fold0" / "metrics.json").read_text())
+    assert a["history"] == b["history"] and a["best_step"] == b["best_step"]
+
+
+def test_parse_folds():
+    assert parse_folds("all", 3) == [0, 1, 2]
+    assert parse_folds("0,2", 3) == [0, 2]
+    with pytest.raises(CompError, match="fold 5 is outside 0..2"):
+        parse_folds("5", 3)
+    with pytest.raises(CompError, match="expected 'all' or fold numbers"):
+        parse_folds("x", 3)
