@@ -35,29 +35,43 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=60)
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="comp-bench-"))
-    config = load_config([ROOT / "configs" / "demo.yaml"], [
-        f"demo.out_dir={work}/demo", f"data.train={work}/demo/shared_task_train.csv",
-        "data.test_sets=[]", f"folds.dir={work}/folds", f"model.backbone={work}/tiny",
-        f"train.runs_dir={work}/runs", f"train.steps={args.steps}",
-        f"train.eval_every={args.steps}", f"train.checkpoint_every={10 * args.steps}",
-    ])
+    config = load_config(
+        [ROOT / "configs" / "demo.yaml"],
+        [
+            f"demo.out_dir={work}/demo",
+            f"data.train={work}/demo/shared_task_train.csv",
+            "data.test_sets=[]",
+            f"folds.dir={work}/folds",
+            f"model.backbone={work}/tiny",
+            f"train.runs_dir={work}/runs",
+            f"train.steps={args.steps}",
+            f"train.eval_every={args.steps}",
+            f"train.checkpoint_every={10 * args.steps}",
+        ],
+    )
     write_demo_files(config, Console(quiet=True))
     train = load_train(config.data)
     make_folds(config, train)
     texts = [f"{q}\n{a}" for q, a in zip(train.questions, train.answers, strict=True)]
     build_tiny_backbone(texts, work / "tiny")
     data = train_module.load_run_data(config)
-    table = Table(title=f"configs/demo.yaml on {platform.processor() or platform.machine()}, "
-                        f"{os.cpu_count()} cores, torch threads {torch.get_num_threads()}, "
-                        f"batch {config.train.batch_size}, {args.steps} steps")
+    table = Table(
+        title=f"configs/demo.yaml on {platform.processor() or platform.machine()}, "
+        f"{os.cpu_count()} cores, torch threads {torch.get_num_threads()}, "
+        f"batch {config.train.batch_size}, {args.steps} steps"
+    )
     for column in ("run", "samples/s", "tokens/s", "peak MiB"):
         table.add_column(column, justify="right")
     for fgm in (True, False):
         config.train.fgm, config.train.experiment = fgm, f"fgm_{fgm}"
         train_module.train_fold(config, data, 0, torch.device("cpu"), Console(quiet=True))
         m = json.loads((train_module.fold_dir(config, 0) / "metrics.json").read_text())
-        table.add_row(f"FGM {'on' if fgm else 'off'}", f"{m['samples_per_s']:.1f}",
-                      f"{m['tokens_per_s']:,.0f}", f"{m['peak_memory_mb']:,.0f}")
+        table.add_row(
+            f"FGM {'on' if fgm else 'off'}",
+            f"{m['samples_per_s']:.1f}",
+            f"{m['tokens_per_s']:,.0f}",
+            f"{m['peak_memory_mb']:,.0f}",
+        )
     Console().print(table)
 
 

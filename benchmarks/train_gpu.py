@@ -46,8 +46,9 @@ def build_backbone(texts: list[str], out: Path, smoke: bool) -> None:
     sizes = (
         dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=2, intermediate_size=128)
         if smoke
-        else dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
-                  intermediate_size=3072)
+        else dict(
+            hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072
+        )
     )
     config = BertConfig(vocab_size=100_000, max_position_embeddings=512, **sizes)
     BertModel(config, add_pooling_layer=False).save_pretrained(out)
@@ -64,6 +65,7 @@ def run(config, data, device, padded: bool, max_len: int) -> dict:
     original_batches, original_pad = train_module.epoch_batches, train_module.pad_batch
     if padded:
         train_module.epoch_batches = padded_batches
+
         def pad_to_max(seqs, pad_id):  # real tokens keep mask 1: tokens/s counts them only
             ids, mask = pad_batch(seqs, pad_id)
             extra = max_len - ids.shape[1]
@@ -93,19 +95,31 @@ def main() -> None:
     max_len = 128 if args.smoke else 512
     work = Path(tempfile.mkdtemp(prefix="comp-bench-"))
     overrides = [
-        f"data.train={work}/demo/shared_task_train.csv", "data.test_sets=[]",
-        f"demo.out_dir={work}/demo", f"demo.scale={scale}", f"folds.dir={work}/folds",
-        f"model.backbone={work}/backbone", f"model.max_len={max_len}",
-        f"train.runs_dir={work}/runs", f"train.steps={steps}", f"train.batch_size={batch}",
-        f"train.eval_every={steps}", f"train.checkpoint_every={10 * steps}",
-        "train.eval_batch_size=256", "train.fgm=true", "train.lr=5e-5",
+        f"data.train={work}/demo/shared_task_train.csv",
+        "data.test_sets=[]",
+        f"demo.out_dir={work}/demo",
+        f"demo.scale={scale}",
+        f"folds.dir={work}/folds",
+        f"model.backbone={work}/backbone",
+        f"model.max_len={max_len}",
+        f"train.runs_dir={work}/runs",
+        f"train.steps={steps}",
+        f"train.batch_size={batch}",
+        f"train.eval_every={steps}",
+        f"train.checkpoint_every={10 * steps}",
+        "train.eval_batch_size=256",
+        "train.fgm=true",
+        "train.lr=5e-5",
     ]
     config = load_config([ROOT / "configs" / "demo.yaml"], overrides)
     write_demo_files(config, Console(quiet=True))
     train = load_train(config.data)
     make_folds(config, train)
-    build_backbone([f"{q}\n{a}" for q, a in zip(train.questions, train.answers, strict=True)],
-                   work / "backbone", args.smoke)
+    build_backbone(
+        [f"{q}\n{a}" for q, a in zip(train.questions, train.answers, strict=True)],
+        work / "backbone",
+        args.smoke,
+    )
     data = train_module.load_run_data(config)
     config.train.experiment, steps_wanted = "warm-up", config.train.steps
     config.train.steps = config.train.eval_every = 3  # CUDA init and kernel choice, not timed
@@ -119,22 +133,41 @@ def main() -> None:
         results[name] = {**metrics, "total_s": time.perf_counter() - started}
 
     gpu = torch.cuda.get_device_name(0) if device.type == "cuda" else platform.processor()
-    table = Table(title=f"train_gpu.py on {gpu} ({device}), batch {batch}, {steps} steps, "
-                        f"{len(train):,} train rows")
+    table = Table(
+        title=f"train_gpu.py on {gpu} ({device}), batch {batch}, {steps} steps, "
+        f"{len(train):,} train rows"
+    )
     for column in ("batches", "samples/s", "tokens/s", "peak MiB", "8,000 steps (min)"):
         table.add_column(column, justify="right")
     for name, m in results.items():
         fold_minutes = 8000 * batch / m["samples_per_s"] / 60
-        table.add_row(name, f"{m['samples_per_s']:.1f}", f"{m['tokens_per_s']:,.0f}",
-                      f"{m['peak_memory_mb']:,.0f}", f"{fold_minutes:.1f}")
+        table.add_row(
+            name,
+            f"{m['samples_per_s']:.1f}",
+            f"{m['tokens_per_s']:,.0f}",
+            f"{m['peak_memory_mb']:,.0f}",
+            f"{fold_minutes:.1f}",
+        )
     Console().print(table)
     bucketed, padded = results.values()
     print(f"speed-up of bucketing: {bucketed['samples_per_s'] / padded['samples_per_s']:.2f}x")
-    print(json.dumps({"device": gpu, "torch": torch.__version__, "python": sys.version.split()[0],
-                      **{k: {"samples_per_s": v["samples_per_s"],
-                             "tokens_per_s": v["tokens_per_s"],
-                             "peak_memory_mb": v["peak_memory_mb"]}
-                         for k, v in results.items()}}))
+    print(
+        json.dumps(
+            {
+                "device": gpu,
+                "torch": torch.__version__,
+                "python": sys.version.split()[0],
+                **{
+                    k: {
+                        "samples_per_s": v["samples_per_s"],
+                        "tokens_per_s": v["tokens_per_s"],
+                        "peak_memory_mb": v["peak_memory_mb"],
+                    }
+                    for k, v in results.items()
+                },
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

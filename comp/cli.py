@@ -12,7 +12,7 @@ import sys
 
 import click
 
-from comp.errors import CompError
+from comp.errors import EXIT_INVALID_SUBMISSION, CompError
 
 DEFAULT_CONFIG = "configs/demo.yaml"
 
@@ -159,6 +159,103 @@ def train(config, fold_spec: str, device: str | None, force: bool) -> None:
     from comp.train import parse_folds, train_folds
 
     train_folds(config, parse_folds(fold_spec, config.folds.k), device, force, _console())
+
+
+@main.command("predict")
+@config_options
+@click.option(
+    "--test-set",
+    "set_names",
+    multiple=True,
+    help="Test set name from data.test_sets (repeatable); default: every set a fold lacks.",
+)
+@click.option("--device", help="cpu, cuda or cuda:N; default train.device (auto).")
+@click.option("--force", is_flag=True, help="Predict every configured set again.")
+def predict(config, set_names: tuple[str, ...], device: str | None, force: bool) -> None:
+    """Run each fold's best model on test sets that arrived after training."""
+    from comp.predict import predict_folds
+
+    predict_folds(config, list(set_names), device, force, _console())
+
+
+@main.command("ensemble")
+@config_options
+@click.argument("experiments", nargs=-1)
+@click.option("--name", help="Ensemble name (runs/ensembles/<name>/); sets ensemble.name.")
+@click.option(
+    "--optimize-weights",
+    is_flag=True,
+    default=None,
+    help="Fit non-negative experiment weights on OOF macro-F1.",
+)
+def ensemble(
+    config, experiments: tuple[str, ...], name: str | None, optimize_weights: bool | None
+) -> None:
+    """Average fold logits: OOF score, cross-fitted logit adjustment, test logits."""
+    from comp.ensemble import print_ensemble, run_ensemble
+
+    if name:
+        config.ensemble.name = name
+    print_ensemble(run_ensemble(config, list(experiments), optimize_weights), _console())
+
+
+@main.command("report")
+@config_options
+@click.option("--name", help="Ensemble name; default ensemble.name.")
+def report(config, name: str | None) -> None:
+    """PNG figures of an ensemble: per-class F1 vs count, confusions, per-fold scores."""
+    from comp.ensemble import ensemble_dir, load_fold_assignment
+    from comp.report import write_report
+
+    if name:
+        config.ensemble.name = name
+    folder = ensemble_dir(config)
+    if not (folder / "metrics.json").is_file():
+        raise CompError(f"{folder}: no ensemble found; run `comp ensemble` first")
+    for path in write_report(folder, load_fold_assignment(config).label_names):
+        _console().print(f"wrote {path}")
+
+
+@main.command("submit")
+@config_options
+@click.option(
+    "--combined",
+    is_flag=True,
+    default=None,
+    help="Also write one file holding every test set's rows.",
+)
+@click.option(
+    "--check",
+    "check_file",
+    type=click.Path(dir_okay=False),
+    help="Only validate this CSV against its test file; exit 0 only if valid.",
+)
+@click.option("--test-set", help="With --check: the test set to check against.")
+def submit(config, combined: bool | None, check_file: str | None, test_set: str | None) -> None:
+    """Write leaderboard-ready CSVs from the ensemble, validated first (or --check one)."""
+    from comp.submit import check_command, make_submissions
+
+    console = _console()
+    if check_file:
+        if not check_command(check_file, config, console, test_set):
+            sys.exit(EXIT_INVALID_SUBMISSION)
+        return
+    make_submissions(config, console, combined)
+
+
+@main.command("score")
+@config_options
+@click.argument("submission", type=click.Path(dir_okay=False))
+@click.option("--solution", help="Answer key CSV (Id, label, Usage); default data.solution.")
+def score(config, submission: str, solution: str | None) -> None:
+    """Local leaderboard: macro-F1 of a submission, Public and Private rows separately."""
+    from comp.submit import print_scores, score_submission
+
+    solution = solution or config.data.solution
+    if not solution:
+        raise CompError("no answer key: pass --solution FILE or set data.solution")
+    scores = score_submission(submission, solution, config.data, config.data.num_labels)
+    print_scores(scores, _console())
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -104,12 +104,35 @@ class TrainConfig:
 
 
 @dataclass
+class EnsembleConfig:
+    name: str = "ensemble"  # runs/ensembles/<name>/
+    experiments: list[str] = field(default_factory=list)  # default: [train.experiment]
+    weights: list[float] = field(default_factory=list)  # one per experiment; empty = equal
+    average: str = "logits"  # logits | probs (mean of softmax probabilities, as log-probs)
+    optimize_weights: bool = False  # fit non-negative weights on OOF macro-F1
+    logit_adjustment: bool = True  # z - tau * log(prior), tau cross-fitted on OOF
+    tau_max: float = 2.0  # tau searched on a grid 0..tau_max
+    tau_step: float = 0.05
+    class_bias: bool = False  # per-class biases on top, cross-fitted and shrunk (overfits easily)
+    bias_shrinkage: float = 0.5  # biases are multiplied by this before use
+
+
+@dataclass
+class SubmitConfig:
+    dir: str = "submissions"
+    name: str = ""  # submissions/<name>_<test set>.csv; default: the ensemble's name
+    combined: bool = False  # also one file holding every test set's rows
+
+
+@dataclass
 class Config:
     data: DataConfig = field(default_factory=DataConfig)
     demo: DemoConfig = field(default_factory=DemoConfig)
     folds: FoldsConfig = field(default_factory=FoldsConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    ensemble: EnsembleConfig = field(default_factory=EnsembleConfig)
+    submit: SubmitConfig = field(default_factory=SubmitConfig)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -274,6 +297,9 @@ def validate(config: Config) -> None:
             "train.batch_size must be a multiple of train.grad_accum",
         ),
         (config.train.steps >= 1, "train.steps must be at least 1"),
+        (config.ensemble.average in ("logits", "probs"), "ensemble.average: logits or probs"),
+        (config.ensemble.tau_step > 0, "ensemble.tau_step must be positive"),
+        (all(w >= 0 for w in config.ensemble.weights), "ensemble.weights must be non-negative"),
         (
             all(0 <= c < config.data.num_labels for c in config.train.boost_classes),
             "train.boost_classes: every id must be in 0..data.num_labels-1",

@@ -50,7 +50,7 @@ class TestData:
         return len(self.ids)
 
 
-def _rows(mask: pl.Series) -> str:
+def rows_phrase(mask: pl.Series) -> str:
     rows = (np.flatnonzero(mask.to_numpy()) + 1).tolist()
     named = ", ".join(str(r) for r in rows[:MAX_ROWS_NAMED])
     more = f" and {len(rows) - MAX_ROWS_NAMED} more" if len(rows) > MAX_ROWS_NAMED else ""
@@ -83,7 +83,7 @@ def _check_text(frame: pl.DataFrame, path: Path, column: str) -> list[str]:
     text = frame[column]
     blank = text.is_null() | (text.str.strip_chars() == "")
     if blank.any():
-        raise DataError(f"{path}: column '{column}' is null or empty in {_rows(blank)}")
+        raise DataError(f"{path}: column '{column}' is null or empty in {rows_phrase(blank)}")
     return text.to_list()
 
 
@@ -92,21 +92,21 @@ def _split_all(texts: list[str], data: DataConfig) -> tuple[list[str], list[str]
     return [q for q, _ in pairs], [a for _, a in pairs]
 
 
-def _parse_labels(frame: pl.DataFrame, path: Path, column: str, num_labels: int) -> np.ndarray:
+def parse_labels(frame: pl.DataFrame, path: Path, column: str, num_labels: int) -> np.ndarray:
     raw = frame[column].str.strip_chars()
     parsed = raw.cast(pl.Int64, strict=False)
     bad = parsed.is_null()
     if bad.any():
         first = raw.filter(bad)[0]
         raise DataError(
-            f"{path}: column '{column}' is not an integer in {_rows(bad)} (e.g. {first!r})"
+            f"{path}: column '{column}' is not an integer in {rows_phrase(bad)} (e.g. {first!r})"
         )
     out_of_range = (parsed < 0) | (parsed >= num_labels)
     if out_of_range.any():
         first = parsed.filter(out_of_range)[0]
         raise DataError(
             f"{path}: column '{column}' is outside 0..{num_labels - 1} in "
-            f"{_rows(out_of_range)} (e.g. {first})"
+            f"{rows_phrase(out_of_range)} (e.g. {first})"
         )
     return parsed.to_numpy().astype(np.int64)
 
@@ -149,7 +149,7 @@ def load_train(data: DataConfig) -> TrainData:
     required = [data.text_column, data.label_column]
     frame = read_csv(path, required)
     texts = [normalise_newlines(t) for t in _check_text(frame, path, data.text_column)]
-    labels = _parse_labels(frame, path, data.label_column, data.num_labels)
+    labels = parse_labels(frame, path, data.label_column, data.num_labels)
     names = _label_names(frame, path, data.category_column, labels, data.num_labels)
     questions, answers = _split_all(texts, data)
     return TrainData(path, sha256_file(path), questions, answers, labels, names)
@@ -161,12 +161,14 @@ def load_test(data: DataConfig, test_set: TestSet) -> TestData:
     ids = frame[data.id_column].str.strip_chars()
     blank = ids.is_null() | (ids == "")
     if blank.any():
-        raise DataError(f"{path}: column '{data.id_column}' is null or empty in {_rows(blank)}")
+        raise DataError(
+            f"{path}: column '{data.id_column}' is null or empty in {rows_phrase(blank)}"
+        )
     duplicated = ids.is_duplicated()
     if duplicated.any():
         first = ids.filter(duplicated)[0]
         raise DataError(
-            f"{path}: column '{data.id_column}' has duplicate Ids in {_rows(duplicated)} "
+            f"{path}: column '{data.id_column}' has duplicate Ids in {rows_phrase(duplicated)} "
             f"(e.g. {first!r})"
         )
     texts = _check_text(frame, path, data.text_column)

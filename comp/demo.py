@@ -25,9 +25,9 @@ _VOCAB_SEED = 20260101  # the "language" is fixed; the seed only drives the rows
 
 # --- difficulty and shape knobs (tuned with benchmarks/demo_baseline.py) ---
 _Q_WORDS_MU, _Q_WORDS_SIGMA = 2.75, 0.65  # lognormal word counts
-_A_WORDS_MU, _A_WORDS_SIGMA = 2.95, 0.85
-_LONG_ROW_RATE = 0.004  # rows whose answer runs to several thousand characters
-_SIGNAL_BETA = (1.3, 5.0)  # per-row share of content words (rest is generic)
+_A_WORDS_MU, _A_WORDS_SIGMA = 2.84, 0.85
+_LONG_ROW_RATE = 0.003  # rows whose answer runs to several thousand characters
+_SIGNAL_BETA = (1.2, 5.5)  # per-row share of content words (rest is generic)
 _ANSWER_SIGNAL = 0.7  # answers carry less topic signal than questions
 _GROUP_SHARE = 0.8  # in a group, content words from the shared group pool
 _NEIGHBOUR_RATE = 0.3  # group rows whose content words are a neighbour's
@@ -129,6 +129,8 @@ _NAME_STOPWORDS = {"أمراض", "الأمراض", "امراض", "الامراض
 
 @dataclass(frozen=True)
 class DemoCompetition:
+    """The demo competition's frames, shaped like the real AbjadMed files."""
+
     train: pl.DataFrame  # text, category (English), label
     test_public: pl.DataFrame  # Id, text
     test_private: pl.DataFrame  # Id, text
@@ -283,7 +285,9 @@ def _vocab() -> _Vocab:
         others = rng.choice(np.delete(np.arange(NUM_CLASSES), label), _CLASS_POOL - _OWN_WORDS)
         borrowed = own[others, rng.integers(0, _OWN_WORDS, len(others))]
         pool = np.concatenate([own[label], borrowed])
-        class_pool[label] = pool[np.argsort(rng.random(_CLASS_POOL) + (np.arange(_CLASS_POOL) < 4))]
+        # The first own words (real keywords where there are some) keep the top Zipf ranks.
+        top = _OWN_WORDS // 7
+        class_pool[label] = np.concatenate([pool[:top], rng.permutation(pool[top:])])
 
     base = list(ids)
     typo = np.array([[add(v) for v in _typo_variants(w, rng)] for w in base], dtype=np.int64)
@@ -318,7 +322,7 @@ def _lengths(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
     q = np.clip(np.rint(rng.lognormal(_Q_WORDS_MU, _Q_WORDS_SIGMA, n)), 3, 300).astype(np.int64)
     a = np.clip(np.rint(rng.lognormal(_A_WORDS_MU, _A_WORDS_SIGMA, n)), 2, 400).astype(np.int64)
     long_rows = rng.random(n) < _LONG_ROW_RATE
-    a[long_rows] = rng.integers(550, 950, int(long_rows.sum()))
+    a[long_rows] = rng.integers(450, 800, int(long_rows.sum()))
     return q, a
 
 

@@ -4,6 +4,7 @@
 EXIT_OK = 0
 EXIT_FAILURE = 1  # an unexpected error (a bug): full traceback
 EXIT_BAD_INPUT = 2  # bad data, bad config, bad option, stale folds: one line, nothing written
+EXIT_INVALID_SUBMISSION = 3  # `comp submit --check`: the file was read and has problems
 
 
 class CompError(Exception):

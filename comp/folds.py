@@ -145,6 +145,7 @@ def _metadata(config: Config, train: TrainData, report: FoldReport) -> dict:
         "train_only_rows": report.train_only_rows,
         "rare_classes": {str(c): int(report.class_counts[c]) for c in report.rare_classes},
         "absent_classes": report.absent_classes,
+        "label_names": train.label_names,
         "class_counts": report.class_counts.tolist(),
         "val_class_counts": report.val_counts.tolist(),
         "train_class_counts": report.train_counts.tolist(),

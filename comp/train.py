@@ -39,8 +39,8 @@ from comp.data import TestData, TrainData, load_tests, load_train
 from comp.encoding import length_bucketed_batches, pad_batch
 from comp.errors import CompError
 from comp.features import EncodedTexts, encode_cached, tokenizer_fingerprint
-from comp.folds import load_folds
-from comp.io import atomic_path, write_all_atomically
+from comp.folds import folds_paths, load_folds
+from comp.io import atomic_path, sha256_file, write_all_atomically
 from comp.losses import drw_class_weights, ldam_margins, recipe_loss
 from comp.metrics import macro_f1, per_class_f1
 from comp.model import Classifier, build_classifier
@@ -58,6 +58,7 @@ class RunData:
     train: TrainData
     tests: list[TestData]
     folds: np.ndarray
+    folds_sha256: str  # every model of an ensemble must come from the same folds
     encoded_train: EncodedTexts
     encoded_tests: list[EncodedTexts]
     tokenizer: object
@@ -92,6 +93,7 @@ def seed_everything(seed: int) -> None:
 def load_run_data(config: Config) -> RunData:
     train = load_train(config.data)
     folds = load_folds(config, train)
+    folds_sha256 = sha256_file(folds_paths(config)[0])
     tests = load_tests(config)
     tokenizer = load_tokenizer(config.model.backbone)
     fingerprint = tokenizer_fingerprint(tokenizer)
@@ -112,6 +114,7 @@ def load_run_data(config: Config) -> RunData:
         train=train,
         tests=tests,
         folds=folds,
+        folds_sha256=folds_sha256,
         encoded_train=encode(train.questions, train.answers),
         encoded_tests=[encode(t.questions, t.answers) for t in tests],
         tokenizer=tokenizer,
@@ -449,6 +452,8 @@ def _write_fold_outputs(config, data, fold, model, device, out, best, history, s
         "val_macro_f1": score,
         "best_step": best["step"],
         "val_rows": len(val_rows),
+        "folds_sha256": data.folds_sha256,
+        "train_sha256": data.train.sha256,
         "per_class_f1": {data.train.label_names[c]: float(f1[c]) for c in range(num_labels)},
         "history": history,
         **speed,

@@ -120,3 +120,17 @@ def demo_root(tmp_path_factory) -> Path:
         max_len=128,
     )
     return root
+
+
+TRAINED = {"train.experiment": "two_folds", "train.steps": 150, "train.eval_every": 50}
+
+
+@pytest.fixture(scope="session")
+def trained_root(demo_root: Path) -> Path:
+    """demo_root with both folds of experiment `two_folds` trained (shared by several tests)."""
+    from rich.console import Console
+
+    from comp.train import train_folds
+
+    train_folds(demo_config(demo_root, **TRAINED), [0, 1], "cpu", False, Console(quiet=True))
+    return demo_root

@@ -4,6 +4,7 @@ import sys
 from pathlib import Path
 
 import click
+import polars as pl
 import pytest
 import yaml
 from click.testing import CliRunner
@@ -208,3 +209,52 @@ def test_train_refuses_folds_from_other_data(demo_root, tmp_path):
     result = run("train", "--config", str(write_config(tmp_path, config)), "--fold", "0")
     assert result.exit_code == 2
     assert "made from other data" in result.output and "comp make-folds" in result.output
+
+
+def test_ensemble_report_submit_check_and_score(trained_root, tmp_path):
+    from tests.conftest import TRAINED, demo_config
+
+    config = demo_config(trained_root, **TRAINED)
+    config.submit.dir = str(tmp_path / "submissions")
+    path = str(write_config(tmp_path, config))
+
+    result = run("predict", "--config", path)
+    assert result.exit_code == 0, result.output
+    assert "fold 0: nothing to predict" in result.output
+
+    result = run("ensemble", "--config", path, "--name", "cli")
+    assert result.exit_code == 0, result.output
+    assert "OOF macro-F1" in result.output and "most confused" in result.output
+    ensemble = trained_root / "runs" / "ensembles" / "cli"
+    metrics = json.loads((ensemble / "metrics.json").read_text())
+    assert metrics["oof_rows"] == len(pl.read_csv(trained_root / "folds" / "demo.csv"))
+    assert metrics["experiments"] == ["two_folds"]
+
+    result = run("report", "--config", path, "--name", "cli")
+    assert result.exit_code == 0, result.output
+    for name in ("per_class_f1_vs_count.png", "confusion_top.png", "fold_scores.png"):
+        assert (ensemble / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    config.ensemble.name = "cli"
+    path = str(write_config(tmp_path, config))
+    result = run("submit", "--config", path, "--combined")
+    assert result.exit_code == 0, result.output
+    combined = tmp_path / "submissions" / "cli_combined.csv"
+    for name in ("cli_public.csv", "cli_private.csv", "cli.config.yaml"):
+        assert (tmp_path / "submissions" / name).is_file()
+    assert run("submit", "--config", path, "--check", str(combined)).exit_code == 0
+    public = tmp_path / "submissions" / "cli_public.csv"
+    check = run("submit", "--config", path, "--check", str(public), "--test-set", "public")
+    assert check.exit_code == 0, check.output
+
+    broken = tmp_path / "broken.csv"
+    lines = public.read_text().splitlines()
+    broken.write_text("\n".join([lines[0], lines[1], lines[1], *lines[3:]]) + "\n")
+    result = run("submit", "--config", path, "--check", str(broken), "--test-set", "public")
+    assert result.exit_code == 3
+    assert "duplicated" in result.output and "missing" in result.output
+
+    result = run("score", "--config", path, str(combined))
+    assert result.exit_code == 0, result.output
+    assert "Public" in result.output and "Private" in result.output
+    assert run("score", "--config", path, str(tmp_path / "none.csv")).exit_code == 2

@@ -9,7 +9,7 @@ from rich.console import Console
 from comp.data import load_tests, load_train
 from comp.errors import CompError
 from comp.train import parse_folds, train_folds
-from tests.conftest import demo_config
+from tests.conftest import TRAINED, demo_config
 
 QUIET = Console(quiet=True)
 
@@ -117,3 +117,37 @@ def test_parse_folds():
         parse_folds("5", 3)
     with pytest.raises(CompError, match="expected 'all' or fold numbers"):
         parse_folds("x", 3)
+
+
+def test_predict_on_a_copy_of_a_test_set_reproduces_train_logits(trained_root):
+    from comp.config import TestSet
+    from comp.predict import predict_folds
+
+    config = demo_config(trained_root, **TRAINED)
+    public = config.data.test_sets[0]
+    config.data.test_sets.append(TestSet("public_copy", public.path))
+    done = predict_folds(config, [], "cpu", False, QUIET)
+    assert done == {0: ["public_copy"], 1: ["public_copy"]}
+    for fold in (0, 1):
+        frame = pl.read_parquet(
+            trained_root / "runs" / "two_folds" / f"fold{fold}" / "test_logits.parquet"
+        )
+        original = frame.filter(pl.col("set") == "public")
+        copy = frame.filter(pl.col("set") == "public_copy")
+        assert copy["Id"].to_list() == original["Id"].to_list()
+        np.testing.assert_allclose(
+            copy["logits"].to_numpy(), original["logits"].to_numpy(), rtol=1e-5, atol=1e-5
+        )
+        assert frame["set"].unique(maintain_order=True).to_list() == [
+            "public",
+            "private",
+            "public_copy",
+        ]
+    assert predict_folds(config, [], "cpu", False, QUIET) == {0: [], 1: []}
+    with pytest.raises(CompError, match="not in data.test_sets"):
+        predict_folds(config, ["nope"], "cpu", False, QUIET)
+    # leave the run as the other tests expect it
+    config.data.test_sets.pop()
+    for fold in (0, 1):
+        path = trained_root / "runs" / "two_folds" / f"fold{fold}" / "test_logits.parquet"
+        pl.read_parquet(path).filter(pl.col("set") != "public_copy").write_parquet(path)

@@ -1,0 +1,430 @@
+"""Assemble fold outputs into one out-of-fold (OOF) matrix and averaged test logits, score them
+honestly, and apply post-hoc logit adjustment only when cross-fitting says it helps.
+
+Every training row is scored exactly once by the fold model that did not see it (train-only
+rows, which no fold validates, are listed and left out). The logit-adjustment strength τ is
+chosen by cross-fitting: the rows of fold f are scored with the τ chosen on the other folds, so
+the reported gain is never measured on the rows it was tuned on.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+from rich.console import Console
+from rich.table import Table
+
+from comp.config import Config, write_config
+from comp.errors import CompError
+from comp.folds import TRAIN_ONLY, folds_paths
+from comp.io import sha256_file, write_all_atomically
+
+ENSEMBLES_DIR = "ensembles"
+
+
+class EnsembleError(CompError):
+    pass
+
+
+@dataclass
+class FoldAssignment:
+    labels: np.ndarray
+    fold: np.ndarray
+    label_names: list[str]
+    sha256: str
+
+
+@dataclass
+class Predictions:
+    """OOF logits of the validated rows (sorted by row) and test logits, for one model or many."""
+
+    rows: np.ndarray
+    oof: np.ndarray  # [rows, C]
+    test_keys: pl.DataFrame  # set, Id: the order of the test logits
+    test: np.ndarray  # [test rows, C]
+
+
+def load_fold_assignment(config: Config) -> FoldAssignment:
+    csv_path, json_path, _ = folds_paths(config)
+    if not csv_path.is_file() or not json_path.is_file():
+        raise EnsembleError(f"{csv_path}: no folds found; run `comp make-folds` first")
+    frame = pl.read_csv(csv_path)
+    meta = json.loads(json_path.read_text(encoding="utf-8"))
+    names = meta.get("label_names") or [str(i) for i in range(config.data.num_labels)]
+    return FoldAssignment(
+        frame["label"].to_numpy(), frame["fold"].to_numpy(), names, sha256_file(csv_path)
+    )
+
+
+def _logits(frame: pl.DataFrame, column: str = "logits") -> np.ndarray:
+    return frame[column].to_numpy().astype(np.float32, copy=False)
+
+
+def log_softmax(z: np.ndarray) -> np.ndarray:
+    z = z - z.max(axis=1, keepdims=True)
+    return z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+
+
+def average(logits: list[np.ndarray], weights: np.ndarray, how: str) -> np.ndarray:
+    """Weighted mean of logits, or (how="probs") the log of the weighted mean probability."""
+    weights = np.asarray(weights, dtype=np.float64) / np.sum(weights)
+    if how == "probs":
+        probs = sum(w * np.exp(log_softmax(z)) for w, z in zip(weights, logits, strict=True))
+        return np.log(np.maximum(probs, 1e-30)).astype(np.float32)
+    return sum(w * z for w, z in zip(weights, logits, strict=True)).astype(np.float32)
+
+
+def load_experiment(config: Config, experiment: str, folds: FoldAssignment) -> Predictions:
+    """One experiment's K folds: OOF rows checked against the fold file, test logits averaged."""
+    base = Path(config.train.runs_dir) / experiment
+    oof_parts, test_parts, keys = [], [], None
+    for k in range(config.folds.k):
+        out = base / f"fold{k}"
+        if not (out / "metrics.json").is_file():
+            raise EnsembleError(
+                f"{out}: fold {k} of experiment '{experiment}' is missing or unfinished; "
+                f"run `comp train --fold {k}` (with train.experiment={experiment})"
+            )
+        metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
+        if metrics.get("folds_sha256") != folds.sha256:
+            raise EnsembleError(
+                f"{out}: trained on other folds than {folds_paths(config)[0]} "
+                f"(sha256 {str(metrics.get('folds_sha256'))[:12]} vs {folds.sha256[:12]}); "
+                "every model of an ensemble must use the same folds"
+            )
+        oof = pl.read_parquet(out / "oof.parquet")
+        expected = np.flatnonzero(folds.fold == k)
+        rows = oof["row"].to_numpy()
+        if rows.size != np.unique(rows).size:
+            dup = rows[np.flatnonzero(np.diff(np.sort(rows)) == 0)[:5]]
+            raise EnsembleError(f"{out}/oof.parquet: duplicated rows {dup.tolist()}")
+        if not np.array_equal(np.sort(rows), expected):
+            missing = np.setdiff1d(expected, rows)[:5].tolist()
+            extra = np.setdiff1d(rows, expected)[:5].tolist()
+            raise EnsembleError(
+                f"{out}/oof.parquet: rows do not match fold {k} of the fold file "
+                f"(missing {missing}, not in this fold {extra})"
+            )
+        oof_parts.append(oof.select("row", "logits"))
+        tests = pl.read_parquet(out / "test_logits.parquet")
+        these = tests.select("set", "Id")
+        if keys is None:
+            keys = these
+        elif not these.equals(keys):
+            raise EnsembleError(
+                f"{out}/test_logits.parquet: test sets or Ids differ from fold 0's; "
+                "run `comp predict` so every fold has the same test sets"
+            )
+        test_parts.append(_logits(tests))
+    oof = pl.concat(oof_parts).sort("row")
+    rows = oof["row"].to_numpy()
+    if rows.size != np.unique(rows).size:
+        raise EnsembleError(f"experiment '{experiment}': a row is in two folds' OOF files")
+    weights = np.ones(len(test_parts))
+    return Predictions(
+        rows, _logits(oof), keys, average(test_parts, weights, config.ensemble.average)
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Scores from confusion counts, vectorised over many candidate predictions
+
+
+def class_counts_by_fold(y: np.ndarray, pred: np.ndarray, fold_ids: np.ndarray, k: int, c: int):
+    """tp, predicted and true counts per (fold, class): arrays [k, c]."""
+    tp = np.bincount(fold_ids[y == pred] * c + y[y == pred], minlength=k * c).reshape(k, c)
+    predicted = np.bincount(fold_ids * c + pred, minlength=k * c).reshape(k, c)
+    true = np.bincount(fold_ids * c + y, minlength=k * c).reshape(k, c)
+    return tp, predicted, true
+
+
+def macro_f1_from_counts(tp: np.ndarray, predicted: np.ndarray, true: np.ndarray) -> float:
+    denominator = predicted + true
+    present = denominator > 0
+    if not present.any():
+        return 0.0
+    return float((2 * tp[present] / denominator[present]).mean())
+
+
+def cross_fit_tau(
+    logits: np.ndarray,
+    y: np.ndarray,
+    fold_ids: np.ndarray,
+    log_prior: np.ndarray,
+    grid: np.ndarray,
+    k: int,
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """For each fold, the τ that maximises macro-F1 on the other folds' rows.
+
+    Returns (tau per fold, cross-fitted adjusted logits, τ chosen on all rows for the test set).
+    """
+    c = logits.shape[1]
+    counts = [
+        class_counts_by_fold(y, (logits - t * log_prior).argmax(1), fold_ids, k, c) for t in grid
+    ]
+    tau = np.zeros(k)
+    for f in range(k):
+        others = [macro_f1_from_counts(*(x.sum(0) - x[f] for x in count)) for count in counts]
+        tau[f] = grid[int(np.argmax(others))]
+    overall = [macro_f1_from_counts(*(x.sum(0) for x in count)) for count in counts]
+    adjusted = logits - tau[fold_ids][:, None] * log_prior[None, :]
+    return tau, adjusted.astype(np.float32), float(grid[int(np.argmax(overall))])
+
+
+def fit_class_bias(
+    logits: np.ndarray, y: np.ndarray, grid: np.ndarray, passes: int = 2
+) -> np.ndarray:
+    """Greedy per-class biases maximising macro-F1 on (logits, y): one class at a time, every
+    candidate scored from the rows' best other class, so each try costs O(rows)."""
+    n, c = logits.shape
+    bias = np.zeros(c, dtype=np.float32)
+    for _ in range(passes):
+        for cls in range(c):
+            scores = logits + bias
+            scores[:, cls] = -np.inf
+            other_idx = scores.argmax(1)
+            other_val = scores[np.arange(n), other_idx]
+            best_score, best_b = -1.0, bias[cls]
+            for b in grid:
+                pred = np.where(logits[:, cls] + b > other_val, cls, other_idx)
+                tp, predicted, true = (
+                    x[0] for x in class_counts_by_fold(y, pred, np.zeros(n, dtype=np.int64), 1, c)
+                )
+                score = macro_f1_from_counts(tp, predicted, true)
+                if score > best_score + 1e-12:
+                    best_score, best_b = score, b
+            bias[cls] = best_b
+    return bias
+
+
+def cross_fit_bias(logits, y, fold_ids, k, grid, shrinkage) -> np.ndarray:
+    """OOF logits plus per-class biases chosen on the other folds and shrunk."""
+    adjusted = logits.copy()
+    for f in range(k):
+        train = fold_ids != f
+        adjusted[fold_ids == f] += shrinkage * fit_class_bias(logits[train], y[train], grid)
+    return adjusted
+
+
+def optimize_weights(parts: list[np.ndarray], y: np.ndarray, how: str, c: int) -> np.ndarray:
+    """Non-negative experiment weights by coordinate search on OOF macro-F1 (in-sample)."""
+    weights = np.ones(len(parts))
+    zeros = np.zeros(len(y), dtype=np.int64)
+
+    def score(w):
+        pred = average(parts, w, how).argmax(1)
+        return macro_f1_from_counts(*(x[0] for x in class_counts_by_fold(y, pred, zeros, 1, c)))
+
+    best = score(weights)
+    for _ in range(3):
+        for e in range(len(parts)):
+            for value in np.linspace(0, 2, 9):
+                trial = weights.copy()
+                trial[e] = value
+                if trial.sum() > 0 and (s := score(trial)) > best + 1e-12:
+                    best, weights = s, trial
+    return weights / weights.sum()
+
+
+# ---------------------------------------------------------------------------------------------
+# The command
+
+
+@dataclass
+class EnsembleResult:
+    out_dir: Path
+    metrics: dict
+    per_class: pl.DataFrame
+    confused: list[tuple[str, str, int, float]]
+
+
+def ensemble_dir(config: Config) -> Path:
+    return Path(config.train.runs_dir) / ENSEMBLES_DIR / config.ensemble.name
+
+
+def run_ensemble(config: Config, experiments: list[str], optimize: bool | None = None):
+    cfg, c, k = config.ensemble, config.data.num_labels, config.folds.k
+    experiments = experiments or cfg.experiments or [config.train.experiment]
+    folds = load_fold_assignment(config)
+    preds = [load_experiment(config, name, folds) for name in experiments]
+    for name, p in zip(experiments[1:], preds[1:], strict=True):
+        if not np.array_equal(p.rows, preds[0].rows) or not p.test_keys.equals(preds[0].test_keys):
+            raise EnsembleError(
+                f"experiment '{name}' covers other rows or test Ids than '{experiments[0]}'"
+            )
+    rows = preds[0].rows
+    y, fold_ids = folds.labels[rows], folds.fold[rows]
+    if cfg.weights and len(cfg.weights) != len(experiments):
+        raise EnsembleError(
+            f"ensemble.weights has {len(cfg.weights)} values for {len(experiments)} experiments"
+        )
+    optimize = cfg.optimize_weights if optimize is None else optimize
+    if optimize:
+        weights = optimize_weights([p.oof for p in preds], y, cfg.average, c)
+    else:
+        weights = np.asarray(cfg.weights or np.ones(len(preds)), dtype=np.float64)
+        weights = weights / weights.sum()
+    oof = average([p.oof for p in preds], weights, cfg.average)
+    test = average([p.test for p in preds], weights, cfg.average)
+
+    counts = np.bincount(folds.labels, minlength=c)
+    log_prior = np.log(np.maximum(counts, 1) / counts.sum()).astype(np.float32)
+    raw_pred = oof.argmax(1)
+    grid = np.arange(0, cfg.tau_max + cfg.tau_step / 2, cfg.tau_step)
+    tau, oof_adjusted, test_tau = cross_fit_tau(oof, y, fold_ids, log_prior, grid, k)
+    test_adjusted = test - test_tau * log_prior
+    if cfg.class_bias:
+        bias_grid = np.linspace(-1, 1, 9)
+        oof_adjusted = cross_fit_bias(oof_adjusted, y, fold_ids, k, bias_grid, cfg.bias_shrinkage)
+        bias = fit_class_bias(oof - test_tau * log_prior, y, bias_grid)
+        test_adjusted = test_adjusted + cfg.bias_shrinkage * bias
+    adjusted_pred = oof_adjusted.argmax(1)
+
+    tp, predicted, true = class_counts_by_fold(y, raw_pred, fold_ids, k, c)
+    tp_a, predicted_a, true_a = class_counts_by_fold(y, adjusted_pred, fold_ids, k, c)
+    raw_score = macro_f1_from_counts(tp.sum(0), predicted.sum(0), true.sum(0))
+    adjusted_score = macro_f1_from_counts(tp_a.sum(0), predicted_a.sum(0), true_a.sum(0))
+    apply = bool(cfg.logit_adjustment and adjusted_score > raw_score)
+    final_pred = adjusted_pred if apply else raw_pred
+    train_only = np.flatnonzero(folds.fold == TRAIN_ONLY)
+
+    metrics = {
+        "experiments": experiments,
+        "weights": weights.tolist(),
+        "weights_optimized_in_sample": optimize,
+        "average": cfg.average,
+        "oof_rows": int(len(rows)),
+        "train_only_rows": train_only.tolist(),
+        "oof_macro_f1": raw_score,
+        "oof_macro_f1_adjusted_crossfit": adjusted_score,
+        "oof_macro_f1_per_fold": [
+            macro_f1_from_counts(tp[f], predicted[f], true[f]) for f in range(k)
+        ],
+        "oof_macro_f1_adjusted_per_fold": [
+            macro_f1_from_counts(tp_a[f], predicted_a[f], true_a[f]) for f in range(k)
+        ],
+        "tau_per_fold": tau.tolist(),
+        "tau_test": test_tau,
+        "class_bias": cfg.class_bias,
+        "apply_adjustment": apply,
+        "folds_sha256": folds.sha256,
+    }
+    per_class = _per_class_table(y, final_pred, counts, folds.label_names)
+    confused = _most_confused(y, final_pred, folds.label_names)
+    metrics["most_confused"] = [list(x) for x in confused]
+
+    out = ensemble_dir(config)
+    oof_frame = pl.DataFrame({"row": rows, "label": y, "fold": fold_ids}).with_columns(
+        pl.Series("logits", oof, dtype=pl.Array(pl.Float32, c)),
+        pl.Series("logits_adjusted", oof_adjusted, dtype=pl.Array(pl.Float32, c)),
+    )
+    test_frame = preds[0].test_keys.with_columns(
+        pl.Series("logits", test, dtype=pl.Array(pl.Float32, c)),
+        pl.Series(
+            "logits_adjusted", test_adjusted.astype(np.float32), dtype=pl.Array(pl.Float32, c)
+        ),
+    )
+    write_all_atomically(
+        {
+            out / "config.yaml": lambda p: write_config(config, p),
+            out / "oof.parquet": oof_frame.write_parquet,
+            out / "test_logits.parquet": test_frame.write_parquet,
+            out / "per_class.csv": per_class.write_csv,
+            out / "metrics.json": lambda p: p.write_text(
+                json.dumps(metrics, indent=1), encoding="utf-8"
+            ),
+        }
+    )
+    return EnsembleResult(out, metrics, per_class, confused)
+
+
+def _per_class_table(y, pred, train_counts, names) -> pl.DataFrame:
+    c = len(train_counts)
+    tp = np.bincount(y[y == pred], minlength=c)
+    predicted = np.bincount(pred, minlength=c)
+    true = np.bincount(y, minlength=c)
+    precision = np.divide(tp, predicted, out=np.zeros(c), where=predicted > 0)
+    recall = np.divide(tp, true, out=np.zeros(c), where=true > 0)
+    f1 = np.divide(2 * tp, predicted + true, out=np.zeros(c), where=(predicted + true) > 0)
+    return pl.DataFrame(
+        {
+            "label": np.arange(c),
+            "category": names,
+            "train_rows": train_counts,
+            "oof_rows": true,
+            "precision": precision,
+            "recall": recall,
+            "f1": f1,
+        }
+    ).sort(["f1", "train_rows"])
+
+
+def _most_confused(y, pred, names, top: int = 10) -> list[tuple[str, str, int, float]]:
+    c = len(names)
+    wrong = y != pred
+    pairs = np.bincount(y[wrong] * c + pred[wrong], minlength=c * c)
+    true = np.bincount(y, minlength=c)
+    order = np.argsort(-pairs, kind="stable")[:top]
+    return [
+        (names[i // c], names[i % c], int(pairs[i]), float(pairs[i] / true[i // c]))
+        for i in order
+        if pairs[i] > 0
+    ]
+
+
+def print_ensemble(result: EnsembleResult, console: Console, worst: int = 15) -> None:
+    m = result.metrics
+    summary = Table(title=f"OOF macro-F1 ({m['oof_rows']:,} rows, {', '.join(m['experiments'])})")
+    summary.add_column("fold", justify="right")
+    summary.add_column("raw", justify="right")
+    summary.add_column("adjusted (cross-fitted)", justify="right")
+    summary.add_column("τ (from other folds)", justify="right")
+    for f, (raw, adj) in enumerate(
+        zip(m["oof_macro_f1_per_fold"], m["oof_macro_f1_adjusted_per_fold"], strict=True)
+    ):
+        summary.add_row(str(f), f"{raw:.4f}", f"{adj:.4f}", f"{m['tau_per_fold'][f]:.2f}")
+    summary.add_row(
+        "all",
+        f"[bold]{m['oof_macro_f1']:.4f}",
+        f"[bold]{m['oof_macro_f1_adjusted_crossfit']:.4f}",
+        f"{m['tau_test']:.2f}",
+    )
+    console.print(summary)
+    verdict = (
+        "applied to the test logits"
+        if m["apply_adjustment"]
+        else "not applied (no cross-fitted gain)"
+    )
+    console.print(f"logit adjustment (τ = {m['tau_test']:.2f}): {verdict}")
+    if m["train_only_rows"]:
+        console.print(
+            f"left out: {len(m['train_only_rows'])} train-only rows (single-row "
+            f"classes): {m['train_only_rows'][:10]}"
+        )
+
+    table = Table(title=f"per class, worst {worst} of {result.per_class.height}")
+    for column in ("label", "category", "train rows", "precision", "recall", "F1"):
+        table.add_column(column, justify="left" if column == "category" else "right")
+    for row in result.per_class.head(worst).iter_rows(named=True):
+        table.add_row(
+            str(row["label"]),
+            row["category"],
+            str(row["train_rows"]),
+            f"{row['precision']:.3f}",
+            f"{row['recall']:.3f}",
+            f"{row['f1']:.3f}",
+        )
+    console.print(table)
+    pairs = Table(title="most confused (true -> predicted)")
+    for column in ("true", "predicted", "rows", "share of true class"):
+        pairs.add_column(
+            column, justify="right" if column in ("rows", "share of true class") else "left"
+        )
+    for true_name, pred_name, n, share in result.confused:
+        pairs.add_row(true_name, pred_name, str(n), f"{share:.1%}")
+    console.print(pairs)
+    console.print(f"wrote {result.out_dir}/")

@@ -1,0 +1,187 @@
+import json
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+from sklearn.metrics import f1_score
+
+from comp.data import load_train
+from comp.ensemble import EnsembleError, average, run_ensemble
+from comp.folds import folds_paths, make_folds
+from comp.io import sha256_file
+from tests.conftest import qa, small_config, write_csv
+
+
+def competition(tmp_path: Path, labels: list[int], num_labels: int, k: int = 2):
+    names = [f"class {i}" for i in range(num_labels)]
+    rows = [[qa(f"س {i}", "ج"), names[y], y] for i, y in enumerate(labels)]
+    write_csv(tmp_path / "train.csv", ["text", "category", "label"], rows)
+    config = small_config(tmp_path, num_labels=num_labels, k=k)
+    config.train.runs_dir = str(tmp_path / "runs")
+    config.ensemble.tau_max, config.ensemble.tau_step = 2.0, 0.25
+    make_folds(config, load_train(config.data))
+    fold = pl.read_csv(folds_paths(config)[0])["fold"].to_numpy()
+    return config, np.asarray(labels), fold
+
+
+def fake_run(
+    config,
+    experiment: str,
+    fold: np.ndarray,
+    oof_logits: np.ndarray,
+    test_logits_per_fold: list[np.ndarray],
+    test_ids=("a", "b", "c"),
+) -> None:
+    """Fold outputs in the layout `comp train` writes."""
+    c = oof_logits.shape[1]
+    sha = sha256_file(folds_paths(config)[0])
+    for k in range(config.folds.k):
+        out = Path(config.train.runs_dir) / experiment / f"fold{k}"
+        out.mkdir(parents=True, exist_ok=True)
+        rows = np.flatnonzero(fold == k)
+        pl.DataFrame(
+            {
+                "row": rows,
+                "label": np.zeros(len(rows), dtype=np.int64),
+                "fold": np.full(len(rows), k),
+            }
+        ).with_columns(
+            pl.Series("logits", oof_logits[rows], dtype=pl.Array(pl.Float32, c))
+        ).write_parquet(out / "oof.parquet")
+        pl.DataFrame({"set": ["public"] * len(test_ids), "Id": list(test_ids)}).with_columns(
+            pl.Series("logits", test_logits_per_fold[k], dtype=pl.Array(pl.Float32, c))
+        ).write_parquet(out / "test_logits.parquet")
+        (out / "metrics.json").write_text(json.dumps({"folds_sha256": sha}))
+
+
+def test_averages_match_hand_computation(tmp_path):
+    config, y, fold = competition(tmp_path, [0, 1, 2] * 4, 3)
+    rng = np.random.default_rng(0)
+    oof_a, oof_b = rng.normal(size=(12, 3)), rng.normal(size=(12, 3))
+    tests_a = [rng.normal(size=(3, 3)) for _ in range(2)]
+    tests_b = [rng.normal(size=(3, 3)) for _ in range(2)]
+    fake_run(config, "a", fold, oof_a, tests_a)
+    fake_run(config, "b", fold, oof_b, tests_b)
+    config.ensemble.weights = [3.0, 1.0]
+    result = run_ensemble(config, ["a", "b"])
+    saved = pl.read_parquet(result.out_dir / "test_logits.parquet")
+    expected = 0.75 * (tests_a[0] + tests_a[1]) / 2 + 0.25 * (tests_b[0] + tests_b[1]) / 2
+    np.testing.assert_allclose(saved["logits"].to_numpy(), expected, rtol=1e-5, atol=1e-6)
+    oof = pl.read_parquet(result.out_dir / "oof.parquet")
+    assert oof["row"].to_list() == list(range(12))
+    np.testing.assert_allclose(
+        oof["logits"].to_numpy(), 0.75 * oof_a + 0.25 * oof_b, rtol=1e-5, atol=1e-6
+    )
+    raw = f1_score(y, (0.75 * oof_a + 0.25 * oof_b).argmax(1), average="macro")
+    assert result.metrics["oof_macro_f1"] == pytest.approx(raw)
+    for name in ("config.yaml", "metrics.json", "per_class.csv"):
+        assert (result.out_dir / name).is_file()
+
+
+def test_mean_of_probabilities():
+    a = np.log(np.array([[0.7, 0.2, 0.1]]))
+    b = np.log(np.array([[0.1, 0.3, 0.6]]))
+    out = average([a, b], np.array([1.0, 1.0]), "probs")
+    np.testing.assert_allclose(np.exp(out), [[0.4, 0.25, 0.35]], rtol=1e-6)
+
+
+def test_missing_fold_duplicate_rows_and_other_folds_are_errors(tmp_path):
+    config, y, fold = competition(tmp_path, [0, 1] * 6, 2)
+    logits = np.zeros((12, 2))
+    fake_run(config, "ok", fold, logits, [np.zeros((3, 2))] * 2)
+    base = Path(config.train.runs_dir)
+
+    (base / "ok" / "fold1" / "metrics.json").unlink()
+    with pytest.raises(EnsembleError, match="fold 1 of experiment 'ok' is missing"):
+        run_ensemble(config, ["ok"])
+
+    fake_run(config, "dup", fold, logits, [np.zeros((3, 2))] * 2)
+    path = base / "dup" / "fold0" / "oof.parquet"
+    frame = pl.read_parquet(path)
+    pl.concat([frame, frame.head(1)]).write_parquet(path)
+    with pytest.raises(EnsembleError, match="fold0/oof.parquet: duplicated rows"):
+        run_ensemble(config, ["dup"])
+
+    fake_run(config, "short", fold, logits, [np.zeros((3, 2))] * 2)
+    path = base / "short" / "fold1" / "oof.parquet"
+    pl.read_parquet(path).tail(-1).write_parquet(path)
+    with pytest.raises(EnsembleError, match=r"rows do not match fold 1 .*missing \[\d+\]"):
+        run_ensemble(config, ["short"])
+
+    fake_run(config, "other", fold, logits, [np.zeros((3, 2))] * 2)
+    metrics = base / "other" / "fold0" / "metrics.json"
+    metrics.write_text(json.dumps({"folds_sha256": "0" * 64}))
+    with pytest.raises(EnsembleError, match="trained on other folds"):
+        run_ensemble(config, ["other"])
+
+
+def test_train_only_rows_are_listed_and_left_out(tmp_path):
+    config, y, fold = competition(tmp_path, [0, 1] * 5 + [2], 3)
+    assert fold[-1] == -1
+    fake_run(config, "x", fold, np.eye(3)[y] * 2.0, [np.zeros((3, 3))] * 2)
+    result = run_ensemble(config, ["x"])
+    assert result.metrics["train_only_rows"] == [10]
+    assert result.metrics["oof_rows"] == 10
+
+
+def test_cross_fitting_never_reports_an_in_sample_gain(tmp_path):
+    """Fold 0's rare-class rows need a positive tau; fold 1's frequent rows are hurt by it.
+    Tuned on all rows, tau looks useful; cross-fitted, it is not, and it is not applied."""
+    labels = ([0] * 8 + [1] * 2) * 4
+    config, y, fold = competition(tmp_path, labels, 2)
+    logits = np.zeros((len(y), 2))
+    weak = np.flatnonzero((fold == 1) & (y == 0))[:2]
+    for i, (label, f) in enumerate(zip(y, fold, strict=True)):
+        if label == 1:  # fold 0: the rare class slightly under-scored, adjustment fixes it
+            logits[i] = [1.0, 0.0] if f == 0 else [0.0, 3.0]
+        else:  # two frequent rows of fold 1 barely ahead: adjustment breaks them
+            logits[i] = [0.5, 0.0] if i in weak else [5.0, 0.0]
+    fake_run(config, "x", fold, logits, [np.zeros((3, 2))] * 2)
+    result = run_ensemble(config, ["x"])
+    m = result.metrics
+
+    prior = np.bincount(y) / len(y)
+    grid = np.arange(0, 2.0 + 0.125, 0.25)
+    in_sample = max(
+        f1_score(y, (logits - t * np.log(prior)).argmax(1), average="macro") for t in grid
+    )
+    raw = f1_score(y, logits.argmax(1), average="macro")
+    assert in_sample > raw + 0.05  # tuning on the same rows looks like a gain
+    # the reported adjusted score is the cross-fitted one, recomputed here independently
+    crossfit_pred = np.empty(len(y), dtype=int)
+    for f in (0, 1):
+        others = fold != f
+        scores = [
+            f1_score(y[others], (logits[others] - t * np.log(prior)).argmax(1), average="macro")
+            for t in grid
+        ]
+        tau = grid[int(np.argmax(scores))]
+        assert m["tau_per_fold"][f] == pytest.approx(tau)
+        crossfit_pred[fold == f] = (logits[fold == f] - tau * np.log(prior)).argmax(1)
+    assert m["oof_macro_f1_adjusted_crossfit"] == pytest.approx(
+        f1_score(y, crossfit_pred, average="macro")
+    )
+    assert m["oof_macro_f1_adjusted_crossfit"] < in_sample
+    assert not m["apply_adjustment"]
+
+
+def test_adjustment_applied_when_it_helps_on_every_fold(tmp_path):
+    labels = ([0] * 8 + [1] * 2) * 4
+    config, y, fold = competition(tmp_path, labels, 2)
+    logits = np.where(np.eye(2)[y] > 0, 0.0, 0.0)
+    logits[:, 0] += 1.0  # every row leans to the frequent class: rare class never predicted
+    logits[y == 1, 1] += 0.6
+    fake_run(config, "x", fold, logits, [np.zeros((3, 2))] * 2)
+    m = run_ensemble(config, ["x"]).metrics
+    assert m["oof_macro_f1_adjusted_crossfit"] > m["oof_macro_f1"]
+    assert m["apply_adjustment"] and m["tau_test"] > 0
+
+
+def test_class_bias_option_is_cross_fitted(tmp_path):
+    config, y, fold = competition(tmp_path, [0, 1, 2] * 8, 3)
+    rng = np.random.default_rng(3)
+    fake_run(config, "x", fold, rng.normal(size=(24, 3)), [np.zeros((3, 3))] * 2)
+    config.ensemble.class_bias = True
+    m = run_ensemble(config, ["x"]).metrics
+    assert m["class_bias"] and 0 <= m["oof_macro_f1_adjusted_crossfit"] <= 1
