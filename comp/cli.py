@@ -258,5 +258,29 @@ def score(config, submission: str, solution: str | None) -> None:
     print_scores(scores, _console())
 
 
+@main.command("show-config")
+@config_options
+@click.option("--make", "as_make", is_flag=True, help="As Makefile variables (used by make).")
+def show_config(config, as_make: bool) -> None:
+    """Print the resolved config (defaults, files and --set overrides merged)."""
+    from comp.config import dump_config
+    from comp.pipeline import make_variables
+
+    if as_make:
+        for key, value in make_variables(config).items():
+            click.echo(f"{key} := {value}")
+    else:
+        click.echo(dump_config(config), nl=False)
+
+
+@main.command("summary")
+@config_options
+def summary(config) -> None:
+    """OOF macro-F1, local scores of the submission (if an answer key is set) and its path."""
+    from comp.pipeline import print_summary
+
+    print_summary(config, _console())
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -26,7 +26,7 @@ _VOCAB_SEED = 20260101  # the "language" is fixed; the seed only drives the rows
 # --- difficulty and shape knobs (tuned with benchmarks/demo_baseline.py) ---
 _Q_WORDS_MU, _Q_WORDS_SIGMA = 2.75, 0.65  # lognormal word counts
 _A_WORDS_MU, _A_WORDS_SIGMA = 2.84, 0.85
-_LONG_ROW_RATE = 0.003  # rows whose answer runs to several thousand characters
+_LONG_ROW_RATE = 0.003  # answers of 520+ words: over 512 tokens whatever the tokenizer
 _SIGNAL_BETA = (1.2, 5.5)  # per-row share of content words (rest is generic)
 _ANSWER_SIGNAL = 0.7  # answers carry less topic signal than questions
 _GROUP_SHARE = 0.8  # in a group, content words from the shared group pool
@@ -322,7 +322,7 @@ def _lengths(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
     q = np.clip(np.rint(rng.lognormal(_Q_WORDS_MU, _Q_WORDS_SIGMA, n)), 3, 300).astype(np.int64)
     a = np.clip(np.rint(rng.lognormal(_A_WORDS_MU, _A_WORDS_SIGMA, n)), 2, 400).astype(np.int64)
     long_rows = rng.random(n) < _LONG_ROW_RATE
-    a[long_rows] = rng.integers(450, 800, int(long_rows.sum()))
+    a[long_rows] = rng.integers(520, 850, int(long_rows.sum()))
     return q, a
 
 

@@ -80,8 +80,13 @@ def fold_dir(config: Config, fold: int) -> Path:
     return experiment_dir(config) / f"fold{fold}"
 
 
-def is_finished(config: Config, fold: int) -> bool:
-    return (fold_dir(config, fold) / METRICS).is_file()
+def finished_metrics(config: Config, fold: int, folds_sha256: str) -> dict | None:
+    """The fold's metrics if it finished on the current folds; None if it must (re)train."""
+    path = fold_dir(config, fold) / METRICS
+    if not path.is_file():
+        return None
+    metrics = json.loads(path.read_text(encoding="utf-8"))
+    return metrics if metrics.get("folds_sha256") == folds_sha256 else None
 
 
 def seed_everything(seed: int) -> None:
@@ -274,20 +279,27 @@ def train_fold(
 
     step, best = 0, {"score": -1.0, "step": 0}
     history: list[dict] = []
-    checkpoint_path = out / CHECKPOINT
+    checkpoint_path, best_path = out / CHECKPOINT, out / BEST_MODEL
+    state = None
     if checkpoint_path.is_file():
         state = torch.load(checkpoint_path, map_location=device, weights_only=False)
+        if state.get("folds_sha256") != data.folds_sha256:
+            console.print(f"fold {fold}: {checkpoint_path} was made with other folds; restarting")
+            state = None
+    if state is None:  # a fresh start: nothing of an earlier attempt may leak into this one
+        checkpoint_path.unlink(missing_ok=True)
+        best_path.unlink(missing_ok=True)
+    else:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         set_rng_state(state["rng"])
         step, best, history = state["step"], state["best"], state["history"]
         console.print(f"fold {fold}: resuming from step {step} ({checkpoint_path})")
-    best_path = out / BEST_MODEL
-    if best_path.is_file():  # it may be newer than the checkpoint: a kill fell in between
-        saved = torch.load(best_path, map_location="cpu", weights_only=False, mmap=True)
-        if saved["score"] > best["score"]:
-            best = {"score": saved["score"], "step": saved["step"]}
+        if best_path.is_file():  # it may be newer than the checkpoint: a kill fell in between
+            saved = torch.load(best_path, map_location="cpu", weights_only=False, mmap=True)
+            if saved["score"] > best["score"]:
+                best = {"score": saved["score"], "step": saved["step"]}
 
     def forward(inputs: dict) -> torch.Tensor:
         with autocast(device):
@@ -381,6 +393,7 @@ def train_fold(
                         "step": step,
                         "best": best,
                         "history": history,
+                        "folds_sha256": data.folds_sha256,
                     },
                     checkpoint_path,
                 )
@@ -494,33 +507,36 @@ def train_folds(
     device = resolve_device(device_name or config.train.device)
     if config.train.eval_every < 1 or config.train.checkpoint_every < 1:
         raise CompError("train.eval_every and train.checkpoint_every must be at least 1")
+    csv_path = folds_paths(config)[0]
+    folds_sha256 = sha256_file(csv_path) if csv_path.is_file() else ""
     results, todo = [], []
     for fold in folds:
-        if is_finished(config, fold) and not force:
-            saved = json.loads((fold_dir(config, fold) / METRICS).read_text(encoding="utf-8"))
-            console.print(
-                f"fold {fold}: finished before (val macro-F1 "
-                f"{saved['val_macro_f1']:.4f}); skipped, --force to retrain"
-            )
-            results.append(
-                FoldResult(
-                    fold,
-                    saved["val_macro_f1"],
-                    saved["best_step"],
-                    saved["wall_s"],
-                    saved["samples_per_s"],
-                    saved["tokens_per_s"],
-                    skipped=True,
-                )
-            )
-        else:
+        saved = None if force else finished_metrics(config, fold, folds_sha256)
+        if saved is None:
             todo.append(fold)
+            continue
+        console.print(
+            f"fold {fold}: finished before (val macro-F1 {saved['val_macro_f1']:.4f}); "
+            "skipped, --force to retrain"
+        )
+        results.append(
+            FoldResult(
+                fold,
+                saved["val_macro_f1"],
+                saved["best_step"],
+                saved["wall_s"],
+                saved["samples_per_s"],
+                saved["tokens_per_s"],
+                skipped=True,
+            )
+        )
     if todo:
         data = load_run_data(config)
         for fold in todo:
-            if force:
-                for name in (CHECKPOINT, BEST_MODEL, METRICS):
-                    (fold_dir(config, fold) / name).unlink(missing_ok=True)
+            # a forced or stale fold starts over; an unfinished one resumes from its checkpoint
+            stale = force or (fold_dir(config, fold) / METRICS).is_file()
+            for name in (CHECKPOINT, BEST_MODEL, METRICS) if stale else ():
+                (fold_dir(config, fold) / name).unlink(missing_ok=True)
             results.append(train_fold(config, data, fold, device, console))
             gc.collect()  # the fold's model and optimizer are garbage now: free their memory
             if device.type == "cuda":

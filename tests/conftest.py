@@ -122,7 +122,7 @@ def demo_root(tmp_path_factory) -> Path:
     return root
 
 
-TRAINED = {"train.experiment": "two_folds", "train.steps": 150, "train.eval_every": 50}
+TRAINED = {"train.experiment": "two_folds", "train.steps": 300, "train.eval_every": 100}
 
 
 @pytest.fixture(scope="session")

@@ -151,3 +151,18 @@ def test_predict_on_a_copy_of_a_test_set_reproduces_train_logits(trained_root):
     for fold in (0, 1):
         path = trained_root / "runs" / "two_folds" / f"fold{fold}" / "test_logits.parquet"
         pl.read_parquet(path).filter(pl.col("set") != "public_copy").write_parquet(path)
+
+
+def test_fold_trained_on_other_folds_is_retrained(demo_root):
+    from comp.folds import make_folds
+
+    settings = {"train.experiment": "refold", "train.steps": 2, "train.eval_every": 2,
+                "folds.name": "refold", "folds.seed": 1}
+    config = demo_config(demo_root, **settings)
+    train = load_train(config.data)
+    make_folds(config, train)
+    train_folds(config, [0], "cpu", False, QUIET)
+    assert train_folds(config, [0], "cpu", False, QUIET)[0].skipped
+    config = demo_config(demo_root, **{**settings, "folds.seed": 2})
+    make_folds(config, train)
+    assert not train_folds(config, [0], "cpu", False, QUIET)[0].skipped
