@@ -56,12 +56,15 @@ def print_summary(config: Config, console: Console) -> None:
     )
     combined = submission_path(config, "combined")
     if config.data.solution and combined.is_file():
-        scores = score_submission(combined, config.data.solution, config.data,
-                                  config.data.num_labels)
+        scores = score_submission(
+            combined, config.data.solution, config.data, config.data.num_labels
+        )
         print_scores(scores, console)
-        console.print(f"public {scores['public']['macro_f1']:.4f}, "
-                      f"private {scores['private']['macro_f1']:.4f} macro-F1 on the demo's "
-                      "answer key")
+        console.print(
+            f"public {scores['public']['macro_f1']:.4f}, "
+            f"private {scores['private']['macro_f1']:.4f} macro-F1 on the demo's "
+            "answer key"
+        )
     paths = [combined] + [submission_path(config, t.name) for t in config.data.test_sets]
     for path in paths:
         if path.is_file():

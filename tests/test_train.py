@@ -156,8 +156,13 @@ def test_predict_on_a_copy_of_a_test_set_reproduces_train_logits(trained_root):
 def test_fold_trained_on_other_folds_is_retrained(demo_root):
     from comp.folds import make_folds
 
-    settings = {"train.experiment": "refold", "train.steps": 2, "train.eval_every": 2,
-                "folds.name": "refold", "folds.seed": 1}
+    settings = {
+        "train.experiment": "refold",
+        "train.steps": 2,
+        "train.eval_every": 2,
+        "folds.name": "refold",
+        "folds.seed": 1,
+    }
     config = demo_config(demo_root, **settings)
     train = load_train(config.data)
     make_folds(config, train)
