@@ -75,6 +75,21 @@ class ModelConfig:
 
 
 @dataclass
+class TfidfConfig:
+    """model.kind: tfidf, a fast classical model trained in the same fold frame."""
+
+    word_ngram_max: int = 2  # word n-grams 1..word_ngram_max
+    char_ngram_min: int = 0  # character n-grams (char_wb) min..max; 0 turns them off
+    char_ngram_max: int = 0
+    min_df: int = 2
+    max_features: int = 200_000  # per analyzer
+    sublinear_tf: bool = True
+    classifier: str = "logreg"  # logreg | svm (LinearSVC, scores used as logits)
+    c: float = 4.0  # inverse regularisation strength
+    class_weight: str = "balanced"  # balanced | none
+
+
+@dataclass
 class TrainConfig:
     experiment: str = "arbertv2_ldam_fgm"  # runs/<experiment>/fold<K>/
     runs_dir: str = "runs"
@@ -130,6 +145,7 @@ class Config:
     demo: DemoConfig = field(default_factory=DemoConfig)
     folds: FoldsConfig = field(default_factory=FoldsConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
+    tfidf: TfidfConfig = field(default_factory=TfidfConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     ensemble: EnsembleConfig = field(default_factory=EnsembleConfig)
     submit: SubmitConfig = field(default_factory=SubmitConfig)
@@ -291,6 +307,8 @@ def validate(config: Config) -> None:
         ),
         (config.model.kind in ("transformer", "tfidf"), "model.kind must be transformer or tfidf"),
         (config.model.head in ("linear", "cosine"), "model.head must be linear or cosine"),
+        (config.tfidf.classifier in ("logreg", "svm"), "tfidf.classifier must be logreg or svm"),
+        (config.tfidf.class_weight in ("balanced", "none"), "tfidf.class_weight: balanced or none"),
         (config.train.loss in ("ldam_drw", "ce"), "train.loss must be ldam_drw or ce"),
         (
             config.train.batch_size % config.train.grad_accum == 0,

@@ -19,7 +19,8 @@ def is_demo(config: Config) -> bool:
 
 def builds_tiny_backbone(config: Config) -> bool:
     """The backbone is a local folder inside the demo folder: `make` builds it."""
-    return is_demo(config) and Path(config.demo.out_dir) in Path(config.model.backbone).parents
+    inside = Path(config.demo.out_dir) in Path(config.model.backbone).parents
+    return config.model.kind == "transformer" and is_demo(config) and inside
 
 
 def submission_path(config: Config, test_set: str) -> Path:

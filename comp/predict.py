@@ -19,6 +19,7 @@ from comp.config import Config, load_config
 from comp.data import load_test
 from comp.errors import CompError
 from comp.features import encode_cached
+from comp.fold_outputs import logits_frame
 from comp.io import write_all_atomically
 from comp.model import Classifier, build_classifier
 from comp.train import BEST_MODEL, experiment_dir, fold_dir, predict_logits, resolve_device
@@ -113,6 +114,4 @@ def _predict_set(model, fold_config: Config, tokenizer, test, config: Config, de
         device,
         t.ldam_s,
     )
-    return pl.DataFrame({"set": [test.name] * len(test), "Id": test.ids}).with_columns(
-        pl.Series("logits", logits, dtype=pl.Array(pl.Float32, logits.shape[1]))
-    )
+    return logits_frame({"set": [test.name] * len(test), "Id": test.ids}, logits)

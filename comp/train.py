@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import polars as pl
 import torch
 from rich.console import Console
 from rich.progress import (
@@ -39,16 +38,16 @@ from comp.data import TestData, TrainData, load_tests, load_train
 from comp.encoding import length_bucketed_batches, pad_batch
 from comp.errors import CompError
 from comp.features import EncodedTexts, encode_cached, tokenizer_fingerprint
+from comp.fold_outputs import METRICS, write_fold_outputs
 from comp.folds import folds_paths, load_folds
 from comp.io import atomic_path, sha256_file, write_all_atomically
 from comp.losses import drw_class_weights, ldam_margins, recipe_loss
-from comp.metrics import macro_f1, per_class_f1
+from comp.metrics import macro_f1
 from comp.model import Classifier, build_classifier
 from comp.optim import linear_warmup_decay, llrd_param_groups
 
 CHECKPOINT = "checkpoint.pt"
 BEST_MODEL = "best_model.pt"
-METRICS = "metrics.json"
 
 
 @dataclass
@@ -428,58 +427,33 @@ def _save_backbone_files(model: Classifier, tokenizer, folder: Path) -> None:
         tokenizer.save_pretrained(folder)
 
 
-def _logits_frame(keys: dict, logits: np.ndarray) -> pl.DataFrame:
-    width = logits.shape[1]
-    return pl.DataFrame(keys).with_columns(
-        pl.Series("logits", logits, dtype=pl.Array(pl.Float32, width))
-    )
-
-
 def _write_fold_outputs(config, data, fold, model, device, out, best, history, speed) -> FoldResult:
+    """The best model's validation and test logits, written with the fold's metrics."""
     cfg, pad_id = config.train, data.tokenizer.pad_token_id
-    labels, num_labels = data.train.labels, config.data.num_labels
-    val_rows = np.flatnonzero(data.folds == fold)
-    val_logits = predict_logits(
-        model, data.encoded_train, val_rows, cfg.eval_batch_size, pad_id, device, cfg.ldam_s
-    )
-    predicted = val_logits.argmax(1)
-    oof = _logits_frame(
-        {"row": val_rows, "label": labels[val_rows], "fold": np.full(len(val_rows), fold)},
+
+    def logits_of(encoded: EncodedTexts, rows: np.ndarray) -> np.ndarray:
+        return predict_logits(model, encoded, rows, cfg.eval_batch_size, pad_id, device, cfg.ldam_s)
+
+    val_logits = logits_of(data.encoded_train, np.flatnonzero(data.folds == fold))
+    test_logits = [logits_of(e, np.arange(len(e))) for e in data.encoded_tests]
+    metrics = write_fold_outputs(
+        out,
+        fold,
+        data.train,
+        data.tests,
+        data.folds,
+        data.folds_sha256,
         val_logits,
-    )
-    test_frames = []
-    for test, encoded in zip(data.tests, data.encoded_tests, strict=True):
-        logits = predict_logits(
-            model, encoded, np.arange(len(test)), cfg.eval_batch_size, pad_id, device, cfg.ldam_s
-        )
-        test_frames.append(_logits_frame({"set": [test.name] * len(test), "Id": test.ids}, logits))
-    tests = (
-        pl.concat(test_frames)
-        if test_frames
-        else _logits_frame({"set": [], "Id": []}, np.zeros((0, num_labels), dtype=np.float32))
-    )
-    score = macro_f1(labels[val_rows], predicted, num_labels)
-    f1 = per_class_f1(labels[val_rows], predicted, num_labels)
-    metrics = {
-        "fold": fold,
-        "val_macro_f1": score,
-        "best_step": best["step"],
-        "val_rows": len(val_rows),
-        "folds_sha256": data.folds_sha256,
-        "train_sha256": data.train.sha256,
-        "per_class_f1": {data.train.label_names[c]: float(f1[c]) for c in range(num_labels)},
-        "history": history,
-        **speed,
-    }
-    write_all_atomically(
-        {
-            out / "oof.parquet": oof.write_parquet,
-            out / "test_logits.parquet": tests.write_parquet,
-            out / METRICS: lambda p: p.write_text(json.dumps(metrics, indent=1), encoding="utf-8"),
-        }
+        test_logits,
+        {"best_step": best["step"], "history": history, **speed},
     )
     return FoldResult(
-        fold, score, best["step"], speed["wall_s"], speed["samples_per_s"], speed["tokens_per_s"]
+        fold,
+        metrics["val_macro_f1"],
+        best["step"],
+        speed["wall_s"],
+        speed["samples_per_s"],
+        speed["tokens_per_s"],
     )
 
 
@@ -499,6 +473,14 @@ def parse_folds(spec: str, k: int) -> list[int]:
     if bad:
         raise CompError(f"--fold {spec!r}: fold {bad[0]} is outside 0..{k - 1}")
     return folds
+
+
+def _clear_fold(config: Config, fold: int, force: bool) -> None:
+    """A forced or stale fold starts over; an unfinished one keeps its checkpoint to resume."""
+    folder = fold_dir(config, fold)
+    if force or (folder / METRICS).is_file():
+        for name in (CHECKPOINT, BEST_MODEL, METRICS):
+            (folder / name).unlink(missing_ok=True)
 
 
 def train_folds(
@@ -530,13 +512,14 @@ def train_folds(
                 skipped=True,
             )
         )
-    if todo:
+    if todo and config.model.kind == "tfidf":
+        from comp.tfidf import train_tfidf_folds
+
+        results.extend(train_tfidf_folds(config, todo, console))
+    elif todo:
         data = load_run_data(config)
         for fold in todo:
-            # a forced or stale fold starts over; an unfinished one resumes from its checkpoint
-            stale = force or (fold_dir(config, fold) / METRICS).is_file()
-            for name in (CHECKPOINT, BEST_MODEL, METRICS) if stale else ():
-                (fold_dir(config, fold) / name).unlink(missing_ok=True)
+            _clear_fold(config, fold, force)
             results.append(train_fold(config, data, fold, device, console))
             gc.collect()  # the fold's model and optimizer are garbage now: free their memory
             if device.type == "cuda":
