@@ -154,11 +154,19 @@ def backbone_tiny(
 )
 @click.option("--device", help="cpu, cuda or cuda:N; default train.device (auto).")
 @click.option("--force", is_flag=True, help="Retrain folds that already finished.")
-def train(config, fold_spec: str, device: str | None, force: bool) -> None:
-    """Train one model per fold; writes runs/<experiment>/fold<K>/."""
-    from comp.train import parse_folds, train_folds
+@click.option("--gpus", help="Folds in parallel, one process per GPU id, e.g. --gpus 0,1,2,3.")
+def train(config, fold_spec: str, device: str | None, force: bool, gpus: str | None) -> None:
+    """Train one model per fold; writes runs/<experiment>/fold<K>/.
 
-    train_folds(config, parse_folds(fold_spec, config.folds.k), device, force, _console())
+    One fold on several GPUs: torchrun --nproc_per_node N -m comp.cli train --fold K."""
+    from comp.train import parse_folds, train_folds, train_folds_on_gpus
+
+    folds = parse_folds(fold_spec, config.folds.k)
+    if gpus:
+        ids = [g.strip() for g in gpus.split(",") if g.strip()]
+        train_folds_on_gpus(config, folds, ids, device, force, _console())
+    else:
+        train_folds(config, folds, device, force, _console())
 
 
 @main.command("predict")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gc
 import json
+import os
 import random
 import resource
 import time
@@ -35,6 +36,7 @@ from comp.adversarial import FGM
 from comp.backbone import load_tokenizer
 from comp.config import Config, write_config
 from comp.data import TestData, TrainData, load_tests, load_train
+from comp.distributed import SINGLE, Dist, setup, shard, teardown, wrap
 from comp.encoding import length_bucketed_batches, pad_batch
 from comp.errors import CompError
 from comp.features import EncodedTexts, encode_cached, tokenizer_fingerprint
@@ -241,11 +243,19 @@ def _progress(console: Console) -> Progress:
 
 
 def train_fold(
-    config: Config, data: RunData, fold: int, device: torch.device, console: Console
-) -> FoldResult:
+    config: Config,
+    data: RunData,
+    fold: int,
+    device: torch.device,
+    console: Console,
+    dist: Dist = SINGLE,
+) -> FoldResult | None:
+    """Train one fold; under torchrun every rank calls this and rank 0 alone writes (and
+    returns the result; other ranks return None)."""
     cfg, out = config.train, fold_dir(config, fold)
-    out.mkdir(parents=True, exist_ok=True)
-    write_all_atomically({out / "config.yaml": lambda p: write_config(config, p)})
+    if dist.main:
+        out.mkdir(parents=True, exist_ok=True)
+        write_all_atomically({out / "config.yaml": lambda p: write_config(config, p)})
     started = time.perf_counter()
     seed_everything(cfg.seed)
 
@@ -263,7 +273,9 @@ def train_fold(
     weights = drw_class_weights(counts, beta=cfg.drw_beta).to(device)
 
     model = build_classifier(config, pretrained=True).to(device)
-    _save_backbone_files(model, data.tokenizer, out / "backbone")
+    net = wrap(model, dist, device)  # what the training passes go through (DDP across ranks)
+    if dist.main:
+        _save_backbone_files(model, data.tokenizer, out / "backbone")
     optimizer = torch.optim.AdamW(
         llrd_param_groups(model, cfg.lr, cfg.llrd_decay, cfg.weight_decay),
         lr=cfg.lr,
@@ -280,15 +292,17 @@ def train_fold(
     history: list[dict] = []
     checkpoint_path, best_path = out / CHECKPOINT, out / BEST_MODEL
     state = None
+    dist.barrier()  # every rank decides from the same files
     if checkpoint_path.is_file():
         state = torch.load(checkpoint_path, map_location=device, weights_only=False)
         if state.get("folds_sha256") != data.folds_sha256:
             console.print(f"fold {fold}: {checkpoint_path} was made with other folds; restarting")
             state = None
-    if state is None:  # a fresh start: nothing of an earlier attempt may leak into this one
+    dist.barrier()
+    if state is None and dist.main:  # a fresh start: nothing of an earlier attempt may leak in
         checkpoint_path.unlink(missing_ok=True)
         best_path.unlink(missing_ok=True)
-    else:
+    elif state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
@@ -302,7 +316,7 @@ def train_fold(
 
     def forward(inputs: dict) -> torch.Tensor:
         with autocast(device):
-            return model(**inputs).float()
+            return net(**inputs).float()
 
     def loss_fn(logits: torch.Tensor, targets: torch.Tensor, epoch: int) -> torch.Tensor:
         if cfg.loss == "ce":
@@ -342,7 +356,7 @@ def train_fold(
             epoch, position = divmod(step, batches_per_epoch)
             if position == 0 or not order:
                 order = epoch_batches(lengths, cfg.batch_size, cfg.seed, fold, epoch)
-            batch = train_rows[order[position]]
+            batch = shard(train_rows[order[position]], dist)
             batch_loss = 0.0
             for start in range(0, len(batch), micro_size):
                 rows = batch[start : start + micro_size]
@@ -358,13 +372,13 @@ def train_fold(
                     if fgm.attack(cfg.fgm_eps, grad=own):
                         (share * loss_fn(forward(inputs), targets, epoch)).backward()
                         fgm.restore()
-                tokens += int(inputs["attention_mask"].sum())
+                tokens += int(inputs["attention_mask"].sum()) * dist.world
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
             step += 1
-            samples += len(batch)
+            samples += len(batch) * dist.world  # every rank trains on an equal share
             loop_time += time.perf_counter() - tick
             progress.update(
                 task,
@@ -374,7 +388,7 @@ def train_fold(
                 rate=samples / max(loop_time, 1e-9),
             )
 
-            if step % cfg.eval_every == 0 or step == cfg.steps:
+            if (step % cfg.eval_every == 0 or step == cfg.steps) and dist.main:
                 score = evaluate()
                 history.append(
                     {"step": step, "epoch": epoch, "loss": batch_loss, "val_macro_f1": score}
@@ -382,7 +396,7 @@ def train_fold(
                 if score > best["score"]:
                     best = {"score": score, "step": step}
                     save_torch({**best, "model": model.state_dict()}, best_path)
-            if step % cfg.checkpoint_every == 0 and step < cfg.steps:
+            if step % cfg.checkpoint_every == 0 and step < cfg.steps and dist.main:
                 save_torch(
                     {
                         "model": model.state_dict(),
@@ -396,7 +410,12 @@ def train_fold(
                     },
                     checkpoint_path,
                 )
+            if step % cfg.eval_every == 0 or step % cfg.checkpoint_every == 0:
+                dist.barrier()  # the other ranks wait while rank 0 evaluates and saves
 
+    dist.barrier()
+    if not dist.main:
+        return None
     saved = torch.load(best_path, map_location=device, weights_only=False)
     model.load_state_dict(saved["model"])
     result = _write_fold_outputs(
@@ -414,6 +433,8 @@ def train_fold(
             "tokens_per_s": tokens / max(loop_time, 1e-9),
             "peak_memory_mb": peak_memory_mb(device),
             "device": str(device),
+            "world_size": dist.world,  # processes (torchrun ranks) that trained this fold
+            "visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
         },
     )
     checkpoint_path.unlink(missing_ok=True)
@@ -486,7 +507,9 @@ def _clear_fold(config: Config, fold: int, force: bool) -> None:
 def train_folds(
     config: Config, folds: list[int], device_name: str | None, force: bool, console: Console
 ) -> list[FoldResult]:
-    device = resolve_device(device_name or config.train.device)
+    dist, device = setup(device_name or config.train.device, resolve_device)
+    if not dist.main:
+        console = Console(quiet=True)
     if config.train.eval_every < 1 or config.train.checkpoint_every < 1:
         raise CompError("train.eval_every and train.checkpoint_every must be at least 1")
     csv_path = folds_paths(config)[0]
@@ -519,13 +542,51 @@ def train_folds(
     elif todo:
         data = load_run_data(config)
         for fold in todo:
-            _clear_fold(config, fold, force)
-            results.append(train_fold(config, data, fold, device, console))
+            if dist.main:
+                _clear_fold(config, fold, force)
+            result = train_fold(config, data, fold, device, console, dist)
+            results.extend([result] if result else [])
             gc.collect()  # the fold's model and optimizer are garbage now: free their memory
             if device.type == "cuda":
                 torch.cuda.empty_cache()
+    teardown(dist)
     print_results(results, console)
     return sorted(results, key=lambda r: r.fold)
+
+
+def train_folds_on_gpus(
+    config: Config,
+    folds: list[int],
+    gpus: list[str],
+    device_name: str | None,
+    force: bool,
+    console: Console,
+) -> list[FoldResult]:
+    """One `comp train --fold K` process per GPU, folds from a queue (see comp.distributed)."""
+    from comp.distributed import train_on_gpus
+
+    launch = experiment_dir(config) / "launch"
+    config_path = launch / "config.yaml"
+    write_all_atomically({config_path: lambda p: write_config(config, p)})
+    codes = train_on_gpus(config_path, folds, gpus, device_name or "cuda", force, launch, console)
+    failed = sorted(f for f, code in codes.items() if code != 0)
+    if failed:
+        raise CompError(f"folds {failed} failed; see {launch}/fold{failed[0]}.log")
+    results = []
+    for fold in folds:
+        m = json.loads((fold_dir(config, fold) / METRICS).read_text(encoding="utf-8"))
+        results.append(
+            FoldResult(
+                fold,
+                m["val_macro_f1"],
+                m["best_step"],
+                m["wall_s"],
+                m["samples_per_s"],
+                m["tokens_per_s"],
+            )
+        )
+    print_results(results, console)
+    return results
 
 
 def print_results(results: list[FoldResult], console: Console) -> None:

@@ -1,0 +1,102 @@
+"""The multi-process plumbing, on the CPU: torchrun ranks with the gloo backend for one fold, and
+one process per (pretend) GPU for several folds."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import polars as pl
+
+from comp.config import dump_config
+from comp.distributed import Dist, shard
+from tests.conftest import demo_config
+
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "COLUMNS": "200"}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def write(tmp_path, config):
+    path = tmp_path / "config.yaml"
+    path.write_text(dump_config(config), encoding="utf-8")
+    return str(path)
+
+
+def test_shards_partition_a_batch():
+    rows = list(range(10))
+    parts = [shard(rows, Dist(rank, 3)) for rank in range(3)]
+    assert sorted(sum(parts, [])) == rows and [len(p) for p in parts] == [4, 3, 3]
+
+
+def test_torchrun_two_ranks_on_gloo_train_one_fold(demo_root, tmp_path):
+    settings = {
+        "train.experiment": "ddp",
+        "train.steps": 6,
+        "train.eval_every": 3,
+        "train.checkpoint_every": 3,
+    }
+    config = demo_config(demo_root, **settings)
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_port",
+        str(free_port()),
+        "-m",
+        "comp.cli",
+        "train",
+        "--config",
+        write(tmp_path, config),
+        "--fold",
+        "0",
+        "--device",
+        "cpu",
+    ]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300, env=ENV)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert done.stdout.count("training results") == 1  # rank 0 alone reports
+    out = demo_root / "runs" / "ddp" / "fold0"
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["world_size"] == 2
+    assert [h["step"] for h in metrics["history"]] == [3, 6]
+    oof = pl.read_parquet(out / "oof.parquet")
+    folds = pl.read_csv(demo_root / "folds" / "demo.csv")
+    assert oof["row"].to_list() == folds.filter(pl.col("fold") == 0)["row"].to_list()
+    assert not (out / "checkpoint.pt").exists()
+
+
+def test_one_process_per_gpu_runs_every_fold(demo_root, tmp_path):
+    config = demo_config(
+        demo_root, **{"train.experiment": "gpus", "train.steps": 3, "train.eval_every": 3}
+    )
+    command = [
+        sys.executable,
+        "-m",
+        "comp.cli",
+        "train",
+        "--config",
+        write(tmp_path, config),
+        "--fold",
+        "all",
+        "--gpus",
+        "0,1",
+        "--device",
+        "cpu",
+    ]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300, env=ENV)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    seen = set()
+    for fold in (0, 1):
+        folder = demo_root / "runs" / "gpus" / f"fold{fold}"
+        seen.add(json.loads((folder / "metrics.json").read_text())["visible_devices"])
+        assert (demo_root / "runs" / "gpus" / "launch" / f"fold{fold}.log").is_file()
+    assert seen == {"0", "1"}  # each fold's process saw one device of its own
+    assert "training results" in done.stdout
