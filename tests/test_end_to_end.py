@@ -12,10 +12,7 @@ def test_cli_from_demo_data_to_a_checked_submission(tmp_path, monkeypatch):
     config = demo_config(tmp_path, **{"train.steps": 6, "train.eval_every": 3})
     config.submit.dir = str(tmp_path / "submissions")
     path = tmp_path / "config.yaml"
-    path.write_text(
-        yaml.safe_dump(json.loads(json.dumps(config.__dict__, default=vars)), allow_unicode=True),
-        encoding="utf-8",
-    )
+    path.write_text(dump_config(config), encoding="utf-8")
     runner = CliRunner(env={"COLUMNS": "200"})
 
     def comp(*args: str):
