@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import os
 import sys
+from pathlib import Path
 
 import click
 
@@ -264,6 +265,38 @@ def score(config, submission: str, solution: str | None) -> None:
         raise CompError("no answer key: pass --solution FILE or set data.solution")
     scores = score_submission(submission, solution, config.data, config.data.num_labels)
     print_scores(scores, _console())
+
+
+@main.command("confusions")
+@config_options
+@click.argument("ensemble_name", required=False)
+@click.option(
+    "--threshold",
+    default=0.1,
+    show_default=True,
+    help="Keep class pairs whose larger directed confusion rate reaches this.",
+)
+@click.option(
+    "--min-rows",
+    default=5,
+    show_default=True,
+    help="...and that share at least this many confused OOF rows.",
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False),
+    help="Config fragment to write; default runs/ensembles/<name>/boost_classes.yaml.",
+)
+def confusions(
+    config, ensemble_name: str | None, threshold: float, min_rows: int, out: str | None
+) -> None:
+    """Find confusable class groups in an ensemble's OOF predictions and write a config fragment
+    (train.boost_classes) for margin boosting: comp train --config base.yaml --config FRAGMENT."""
+    from comp.confusions import confusions_command
+
+    confusions_command(
+        config, ensemble_name, threshold, min_rows, Path(out) if out else None, _console()
+    )
 
 
 @main.command("show-config")

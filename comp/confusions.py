@@ -106,12 +106,8 @@ def _components(num_labels: int, edges: list[tuple[int, int]]) -> list[list[int]
     for a, b in edges:
         parent[root(a)] = root(b)
     members: dict[int, list[int]] = {}
-    for a, b in edges:
-        for i in (a, b):
-            members.setdefault(root(i), [])
-    for i in range(num_labels):
-        if root(i) in members:
-            members[root(i)].append(i)
+    for i in sorted({i for edge in edges for i in edge}):
+        members.setdefault(root(i), []).append(i)
     return [sorted(group) for group in members.values()]
 
 
@@ -150,17 +146,11 @@ def _group(classes: list[int], pairs: list[ConfusablePair], counts: np.ndarray) 
     n = counts[classes].sum(axis=1)
     errors = n - np.diag(counts)[classes]
     to_group = inside.sum(axis=1)
-    share = {
-        c: float(to_group[k] / errors[k]) if errors[k] else 0.0 for k, c in enumerate(classes)
-    }
+    share = {c: float(to_group[k] / errors[k]) if errors[k] else 0.0 for k, c in enumerate(classes)}
     members = set(classes)
-    own = sorted(
-        (p for p in pairs if p.a in members), key=lambda p: (-p.rate, -p.rows, p.a, p.b)
-    )
+    own = sorted((p for p in pairs if p.a in members), key=lambda p: (-p.rate, -p.rows, p.a, p.b))
     rows = int(inside.sum())
-    return ConfusableGroup(
-        tuple(classes), tuple(own), rows, rows / max(int(n.sum()), 1), share
-    )
+    return ConfusableGroup(tuple(classes), tuple(own), rows, rows / max(int(n.sum()), 1), share)
 
 
 def boost_classes(groups: list[ConfusableGroup]) -> list[int]:
@@ -205,15 +195,16 @@ def load_oof_predictions(config: Config, name: str) -> tuple[Path, np.ndarray, n
         frame = pl.read_parquet(parquet, columns=["label", column])
     except (pl.exceptions.PolarsError, OSError) as exc:
         reason = str(exc).strip().splitlines()[0]
-        raise ConfusionsError(f"{parquet}: cannot read ({reason}); re-run `comp ensemble`") from None
+        raise ConfusionsError(
+            f"{parquet}: cannot read ({reason}); re-run `comp ensemble`"
+        ) from None
     width = getattr(frame.schema[column], "size", None)
     if width != config.data.num_labels:
         raise ConfusionsError(
             f"{parquet}: column '{column}' is {frame.schema[column]}, expected "
             f"Array(Float32, {config.data.num_labels}) (data.num_labels); re-run `comp ensemble`"
         )
-    logits = frame[column].to_numpy()
-    pred = logits.argmax(axis=1) if len(frame) else np.zeros(0, dtype=np.int64)
+    pred = frame[column].to_numpy().reshape(len(frame), width).argmax(axis=1)
     return parquet, frame["label"].to_numpy(), pred, column
 
 
@@ -241,9 +232,7 @@ def print_groups(
         classes = "\n".join(
             f"{escape(names[c])} ({c}) {group.error_share[c]:.0%}" for c in group.classes
         )
-        pairs = "\n".join(
-            f"{p.a}–{p.b}: {p.rate:.2f} ({p.a_to_b}/{p.b_to_a})" for p in group.pairs
-        )
+        pairs = "\n".join(f"{p.a}–{p.b}: {p.rate:.2f} ({p.a_to_b}/{p.b_to_a})" for p in group.pairs)
         table.add_row(str(number), classes, pairs, str(group.rows), f"{group.rate:.2f}")
     console.print(table)
 
@@ -270,7 +259,7 @@ def confusions_command(
         f"pair rate >= {threshold:g}, >= {min_rows} rows)"
     )
     if groups:
-        print_groups(groups, names, console, title)
+        print_groups(groups, names, console, escape(title))
     else:
         console.print(f"{escape(title)}: none found; the fragment sets no boost classes")
     for group in groups:

@@ -258,3 +258,30 @@ def test_ensemble_report_submit_check_and_score(trained_root, tmp_path):
     assert result.exit_code == 0, result.output
     assert "Public" in result.output and "Private" in result.output
     assert run("score", "--config", path, str(tmp_path / "none.csv")).exit_code == 2
+
+
+def test_confusions_command_writes_a_loadable_fragment(trained_root, tmp_path):
+    from comp.config import load_config
+    from tests.conftest import TRAINED, demo_config
+
+    config = demo_config(trained_root, **TRAINED)
+    config.ensemble.name = "confusions"
+    path = str(write_config(tmp_path, config))
+    assert run("ensemble", "--config", path).exit_code == 0
+    fragment = tmp_path / "boost.yaml"
+    result = run(
+        "confusions",
+        "--config",
+        path,
+        "--out",
+        str(fragment),
+        "--threshold",
+        "0.05",
+        "--min-rows",
+        "2",
+    )
+    assert result.exit_code == 0, result.output
+    boosted = load_config([path, fragment]).train.boost_classes
+    assert boosted == sorted(boosted) and all(0 <= c < 82 for c in boosted)
+    missing = run("confusions", "nope", "--config", path)
+    assert missing.exit_code == 2 and "comp ensemble" in missing.output
