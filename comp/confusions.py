@@ -23,13 +23,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import polars as pl
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from comp.config import Config
-from comp.ensemble import ENSEMBLES_DIR
+from comp.ensemble import ensemble_dir, read_chosen_logits
 from comp.errors import CompError
 from comp.folds import folds_paths
 from comp.io import write_text_atomically
@@ -174,37 +173,10 @@ def _label_names(config: Config, num_labels: int) -> list[str]:
 
 def load_oof_predictions(config: Config, name: str) -> tuple[Path, np.ndarray, np.ndarray, str]:
     """(oof.parquet path, true labels, predicted labels, logits column used) of an ensemble."""
-    out = Path(config.train.runs_dir) / ENSEMBLES_DIR / name
-    parquet, metrics_path = out / "oof.parquet", out / "metrics.json"
-    for path in (parquet, metrics_path):
-        if not path.is_file():
-            raise ConfusionsError(f"{path}: not found; run `comp ensemble` first")
-    try:
-        metrics = json.loads(metrics_path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ConfusionsError(
-            f"{metrics_path}: not valid JSON ({exc}); re-run `comp ensemble`"
-        ) from None
-    apply = metrics.get("apply_adjustment") if isinstance(metrics, dict) else None
-    if not isinstance(apply, bool):
-        raise ConfusionsError(
-            f"{metrics_path}: no boolean 'apply_adjustment'; re-run `comp ensemble`"
-        )
-    column = "logits_adjusted" if apply else "logits"
-    try:
-        frame = pl.read_parquet(parquet, columns=["label", column])
-    except (pl.exceptions.PolarsError, OSError) as exc:
-        reason = str(exc).strip().splitlines()[0]
-        raise ConfusionsError(
-            f"{parquet}: cannot read ({reason}); re-run `comp ensemble`"
-        ) from None
-    width = getattr(frame.schema[column], "size", None)
-    if width != config.data.num_labels:
-        raise ConfusionsError(
-            f"{parquet}: column '{column}' is {frame.schema[column]}, expected "
-            f"Array(Float32, {config.data.num_labels}) (data.num_labels); re-run `comp ensemble`"
-        )
-    pred = frame[column].to_numpy().reshape(len(frame), width).argmax(axis=1)
+    parquet, frame, column = read_chosen_logits(
+        ensemble_dir(config, name), "oof.parquet", ["label"], config.data.num_labels
+    )
+    pred = frame[column].to_numpy().reshape(len(frame), -1).argmax(axis=1)
     return parquet, frame["label"].to_numpy(), pred, column
 
 

@@ -155,22 +155,26 @@ def load_train(data: DataConfig) -> TrainData:
     return TrainData(path, sha256_file(path), questions, answers, labels, names)
 
 
-def load_test(data: DataConfig, test_set: TestSet) -> TestData:
-    path = Path(test_set.path)
-    frame = read_csv(path, [data.id_column, data.text_column])
-    ids = frame[data.id_column].str.strip_chars()
+def check_ids(frame: pl.DataFrame, path: Path, column: str) -> pl.Series:
+    """The Id column, stripped; DataError on a null, empty or duplicated Id."""
+    ids = frame[column].str.strip_chars()
     blank = ids.is_null() | (ids == "")
     if blank.any():
-        raise DataError(
-            f"{path}: column '{data.id_column}' is null or empty in {rows_phrase(blank)}"
-        )
+        raise DataError(f"{path}: column '{column}' is null or empty in {rows_phrase(blank)}")
     duplicated = ids.is_duplicated()
     if duplicated.any():
         first = ids.filter(duplicated)[0]
         raise DataError(
-            f"{path}: column '{data.id_column}' has duplicate Ids in {rows_phrase(duplicated)} "
+            f"{path}: column '{column}' has duplicate Ids in {rows_phrase(duplicated)} "
             f"(e.g. {first!r})"
         )
+    return ids
+
+
+def load_test(data: DataConfig, test_set: TestSet) -> TestData:
+    path = Path(test_set.path)
+    frame = read_csv(path, [data.id_column, data.text_column])
+    ids = check_ids(frame, path, data.id_column)
     texts = _check_text(frame, path, data.text_column)
     questions, answers = _split_all(texts, data)
     return TestData(test_set.name, path, ids.to_list(), questions, answers)

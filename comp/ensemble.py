@@ -242,8 +242,43 @@ class EnsembleResult:
     confused: list[tuple[str, str, int, float]]
 
 
-def ensemble_dir(config: Config) -> Path:
-    return Path(config.train.runs_dir) / ENSEMBLES_DIR / config.ensemble.name
+def ensemble_dir(config: Config, name: str | None = None) -> Path:
+    return Path(config.train.runs_dir) / ENSEMBLES_DIR / (name or config.ensemble.name)
+
+
+def read_chosen_logits(
+    out: Path, file: str, keys: list[str], num_labels: int
+) -> tuple[Path, pl.DataFrame, str]:
+    """(parquet path, frame of `keys` + the chosen logits column, its name) from an ensemble
+    folder: `logits_adjusted` when the ensemble applies the adjustment, else `logits`."""
+    parquet, metrics_path = out / file, out / "metrics.json"
+    for path in (parquet, metrics_path):
+        if not path.is_file():
+            raise EnsembleError(f"{path}: not found; run `comp ensemble` first")
+    try:
+        metrics = json.loads(metrics_path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise EnsembleError(
+            f"{metrics_path}: not valid JSON ({exc}); re-run `comp ensemble`"
+        ) from None
+    apply = metrics.get("apply_adjustment") if isinstance(metrics, dict) else None
+    if not isinstance(apply, bool):
+        raise EnsembleError(
+            f"{metrics_path}: no boolean 'apply_adjustment'; re-run `comp ensemble`"
+        )
+    column = "logits_adjusted" if apply else "logits"
+    try:
+        frame = pl.read_parquet(parquet, columns=[*keys, column])
+    except (pl.exceptions.PolarsError, OSError) as exc:
+        reason = str(exc).strip().splitlines()[0]
+        raise EnsembleError(f"{parquet}: cannot read ({reason}); re-run `comp ensemble`") from None
+    width = getattr(frame.schema[column], "size", None)
+    if width != num_labels:
+        raise EnsembleError(
+            f"{parquet}: column '{column}' is {frame.schema[column]}, expected "
+            f"Array(Float32, {num_labels}) (data.num_labels); re-run `comp ensemble`"
+        )
+    return parquet, frame, column
 
 
 def run_ensemble(config: Config, experiments: list[str], optimize: bool | None = None):

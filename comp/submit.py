@@ -18,7 +18,6 @@ from __future__ import annotations
 import csv
 import dataclasses
 import io
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,9 +29,17 @@ from rich.markup import escape
 from rich.table import Table
 
 from comp.config import Config, DataConfig, write_config
-from comp.data import MAX_ROWS_NAMED, DataError, TestData, load_tests, parse_labels, rows_phrase
+from comp.data import (
+    MAX_ROWS_NAMED,
+    DataError,
+    TestData,
+    check_ids,
+    load_tests,
+    parse_labels,
+    rows_phrase,
+)
 from comp.data import read_csv as read_data_csv
-from comp.ensemble import ensemble_dir
+from comp.ensemble import ensemble_dir, read_chosen_logits
 from comp.errors import CompError
 from comp.io import atomic_path, write_all_atomically
 from comp.metrics import macro_f1
@@ -241,32 +248,9 @@ def write_submission(
 
 def _load_ensemble(config: Config) -> tuple[Path, pl.DataFrame, str]:
     """(parquet path, frame of set/Id/chosen logits, chosen column) of the configured ensemble."""
-    out = ensemble_dir(config)
-    parquet, metrics_path = out / "test_logits.parquet", out / "metrics.json"
-    for path in (parquet, metrics_path):
-        if not path.is_file():
-            raise SubmitError(f"{path}: not found; run `comp ensemble` first")
-    try:
-        metrics = json.loads(metrics_path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise SubmitError(
-            f"{metrics_path}: not valid JSON ({exc}); re-run `comp ensemble`"
-        ) from None
-    apply = metrics.get("apply_adjustment") if isinstance(metrics, dict) else None
-    if not isinstance(apply, bool):
-        raise SubmitError(f"{metrics_path}: no boolean 'apply_adjustment'; re-run `comp ensemble`")
-    column = "logits_adjusted" if apply else "logits"
-    try:
-        frame = pl.read_parquet(parquet, columns=["set", "Id", column])
-    except (pl.exceptions.PolarsError, OSError) as exc:
-        reason = str(exc).strip().splitlines()[0]
-        raise SubmitError(f"{parquet}: cannot read ({reason}); re-run `comp ensemble`") from None
-    width = getattr(frame.schema[column], "size", None)
-    if width != config.data.num_labels:
-        raise SubmitError(
-            f"{parquet}: column '{column}' is {frame.schema[column]}, expected "
-            f"Array(Float32, {config.data.num_labels}) (data.num_labels); re-run `comp ensemble`"
-        )
+    parquet, frame, column = read_chosen_logits(
+        ensemble_dir(config), "test_logits.parquet", ["set", "Id"], config.data.num_labels
+    )
     return parquet, frame.with_columns(pl.col("Id").cast(pl.String).str.strip_chars()), column
 
 
@@ -427,18 +411,7 @@ def load_solution(path: str | Path, data: DataConfig, num_labels: int) -> pl.Dat
             f"{path}: missing column '{label_columns[0]}' (columns found: "
             f"{', '.join(head.columns)})"
         )
-    ids = head[data.id_column].str.strip_chars()
-    blank = ids.is_null() | (ids == "")
-    if blank.any():
-        raise DataError(
-            f"{path}: column '{data.id_column}' is null or empty in {rows_phrase(blank)}"
-        )
-    duplicated = ids.is_duplicated()
-    if duplicated.any():
-        raise DataError(
-            f"{path}: column '{data.id_column}' has duplicate Ids in {rows_phrase(duplicated)} "
-            f"(e.g. {ids.filter(duplicated)[0]!r})"
-        )
+    ids = check_ids(head, path, data.id_column)
     labels = parse_labels(head, path, label_column, num_labels)
     usage = head["Usage"].fill_null("").str.strip_chars()
     bad = ~usage.is_in(list(USAGES))

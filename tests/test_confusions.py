@@ -15,6 +15,7 @@ from comp.confusions import (
     find_confusable_groups,
     pair_rates,
 )
+from comp.ensemble import EnsembleError
 from comp.errors import CompError
 from comp.folds import folds_paths
 
@@ -341,7 +342,7 @@ def test_missing_ensemble_is_a_user_error(tmp_path):
         confusions_command(config, None, 0.1, 5, None, console())
     y, pred = from_matrix(hand_made())
     fake_ensemble(config, pred, y, y, apply=False)
-    with pytest.raises(ConfusionsError, match=r"ensembles/nope/oof\.parquet.*comp ensemble"):
+    with pytest.raises(EnsembleError, match=r"ensembles/nope/oof\.parquet.*comp ensemble"):
         confusions_command(config, "nope", 0.1, 5, None, console())
     assert not (tmp_path / "runs" / "ensembles" / "nope").exists()
 
@@ -351,10 +352,10 @@ def test_bad_metrics_and_width_are_user_errors(tmp_path):
     y, pred = from_matrix(hand_made())
     out = fake_ensemble(config, pred, y, y, apply=False)
     (out / "metrics.json").write_text("{}")
-    with pytest.raises(ConfusionsError, match="apply_adjustment"):
+    with pytest.raises(EnsembleError, match="apply_adjustment"):
         confusions_command(config, None, 0.1, 5, None, console())
     (out / "metrics.json").write_text(json.dumps({"apply_adjustment": False}))
     config.data.num_labels = 7
-    with pytest.raises(ConfusionsError, match="data.num_labels"):
+    with pytest.raises(EnsembleError, match="data.num_labels"):
         confusions_command(config, None, 0.1, 5, None, console())
     assert not (out / "boost_classes.yaml").exists()

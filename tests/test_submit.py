@@ -9,6 +9,7 @@ from rich.console import Console
 
 from comp.config import Config
 from comp.data import DataError, load_test
+from comp.ensemble import EnsembleError
 from comp.errors import CompError
 from comp.submit import (
     SubmitError,
@@ -320,7 +321,7 @@ def test_make_submissions_combined_and_named(tmp_path, config):
 
 
 def test_make_submissions_without_an_ensemble(config):
-    with pytest.raises(SubmitError, match="test_logits.parquet: not found; run `comp ensemble`"):
+    with pytest.raises(EnsembleError, match="test_logits.parquet: not found; run `comp ensemble`"):
         make_submissions(config, QUIET)
     assert not Path(config.submit.dir).exists()
 
@@ -344,14 +345,14 @@ def test_make_submissions_with_a_stale_ensemble(config, kwargs, message):
 def test_make_submissions_with_another_label_count(config):
     fake_ensemble(config, apply=False)
     config.data.num_labels = 5
-    with pytest.raises(SubmitError, match=r"Array\(Float32, 5\) \(data.num_labels\)"):
+    with pytest.raises(EnsembleError, match=r"Array\(Float32, 5\) \(data.num_labels\)"):
         make_submissions(config, QUIET)
 
 
 def test_make_submissions_without_apply_adjustment(config):
     out = fake_ensemble(config, apply=False)
     (out / "metrics.json").write_text("{}")
-    with pytest.raises(SubmitError, match="no boolean 'apply_adjustment'"):
+    with pytest.raises(EnsembleError, match="no boolean 'apply_adjustment'"):
         make_submissions(config, QUIET)
 
 
