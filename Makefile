@@ -63,8 +63,10 @@ $(TRAIN_FILE):
 ifeq ($(IS_DEMO),1)
 	$(COMP) demo-data --config $(CONFIG)
 else
-	@echo "error: $(TRAIN_FILE) not found. Put the competition's files in $(dir $(TRAIN_FILE))" \
-		"(with the Kaggle CLI: kaggle competitions download -c <competition>, then unzip there)." >&2
+	@echo "error: $(TRAIN_FILE) not found: put the competition's files in $(dir $(TRAIN_FILE))" >&2
+	@if command -v kaggle >/dev/null; then echo "  with the Kaggle CLI:" \
+		"kaggle competitions download -c <competition> -p $(dir $(TRAIN_FILE))" \
+		"&& unzip -o '$(dir $(TRAIN_FILE))*.zip' -d $(dir $(TRAIN_FILE))" >&2; fi
 	@exit 2
 endif
 

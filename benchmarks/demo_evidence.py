@@ -56,10 +56,14 @@ def main() -> None:
     args = parser.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="comp-evidence-"))
     base = [
-        f"demo.scale={args.scale}", f"demo.out_dir={work}/demo",
-        f"data.train={work}/demo/shared_task_train.csv", "data.test_sets=[]",
-        f"folds.dir={work}/folds", f"model.backbone={work}/tiny",
-        f"train.runs_dir={work}/runs", f"train.steps={args.steps}",
+        f"demo.scale={args.scale}",
+        f"demo.out_dir={work}/demo",
+        f"data.train={work}/demo/shared_task_train.csv",
+        "data.test_sets=[]",
+        f"folds.dir={work}/folds",
+        f"model.backbone={work}/tiny",
+        f"train.runs_dir={work}/runs",
+        f"train.steps={args.steps}",
     ]
     config = load_config([ROOT / "configs" / "demo.yaml"], base)
     started = time.perf_counter()
@@ -72,8 +76,10 @@ def main() -> None:
     console.print(f"{len(train):,} train rows (scale {args.scale}), work folder {work}")
 
     def run(name: str, *overrides: str, layers: tuple = ()) -> None:
-        cfg = load_config([ROOT / "configs" / "demo.yaml", *layers],
-                          [*base, f"train.experiment={name}", *overrides])
+        cfg = load_config(
+            [ROOT / "configs" / "demo.yaml", *layers],
+            [*base, f"train.experiment={name}", *overrides],
+        )
         tick = time.perf_counter()
         train_folds(cfg, list(range(cfg.folds.k)), "cpu", False, QUIET)
         console.print(f"{name}: trained in {time.perf_counter() - tick:.0f} s")
@@ -98,11 +104,12 @@ def main() -> None:
         "tiny transformer, LDAM/DRW": ensemble("e_ldam", ["tiny_ldam"]),
         "tiny transformer, LDAM/DRW + auto boost": ensemble("e_boost", ["tiny_ldam_boost"]),
         "ensemble TF-IDF + LDAM/DRW": ensemble("e_mix", ["tfidf", "tiny_ldam"]),
-        "ensemble TF-IDF + LDAM/DRW + boost": ensemble("e_mix_boost", ["tfidf",
-                                                                       "tiny_ldam_boost"]),
+        "ensemble TF-IDF + LDAM/DRW + boost": ensemble("e_mix_boost", ["tfidf", "tiny_ldam_boost"]),
     }
-    table = Table(title=f"demo competition, scale {args.scale} ({len(train):,} rows), "
-                        f"5 folds, {args.steps} steps")
+    table = Table(
+        title=f"demo competition, scale {args.scale} ({len(train):,} rows), "
+        f"5 folds, {args.steps} steps"
+    )
     for column in ("model", "OOF macro-F1", "tail macro-F1", "adjusted OOF", "adjusted tail"):
         table.add_column(column, justify="left" if column == "model" else "right")
     for name, s in rows.items():

@@ -49,8 +49,10 @@ def timed(args: list[str], cwd: Path, repeat: int) -> float:
 
 def fake_fold_outputs(work: Path, config) -> None:
     folds = pl.read_csv(work / "folds" / "demo.csv")
-    test_ids = {t.name: pl.read_csv(work / t.path, infer_schema=False)["Id"].to_list()
-                for t in config.data.test_sets}
+    test_ids = {
+        t.name: pl.read_csv(work / t.path, infer_schema=False)["Id"].to_list()
+        for t in config.data.test_sets
+    }
     sha = sha256_file(work / "folds" / "demo.csv")
     rng = np.random.default_rng(0)
     c = config.data.num_labels
@@ -60,8 +62,9 @@ def fake_fold_outputs(work: Path, config) -> None:
         part = folds.filter(pl.col("fold") == k)
         onehot = np.eye(c, dtype=np.float32)[part["label"].to_numpy()]
         logits = rng.normal(size=(part.height, c)).astype(np.float32) + 2.0 * onehot
-        part.with_columns(pl.Series("logits", logits, dtype=pl.Array(pl.Float32, c))
-                          ).write_parquet(out / "oof.parquet")
+        part.with_columns(pl.Series("logits", logits, dtype=pl.Array(pl.Float32, c))).write_parquet(
+            out / "oof.parquet"
+        )
         sets = [name for name, ids in test_ids.items() for _ in ids]
         ids = [i for values in test_ids.values() for i in values]
         test_logits = rng.normal(size=(len(ids), c)).astype(np.float32)
@@ -83,18 +86,32 @@ def main() -> None:
     subprocess.run([*base, "demo-data", *cfg], cwd=work, check=True, capture_output=True)
     rows = len(pl.read_csv(work / config.data.train, columns=["label"]))
     results = [("comp --help", timed([*base, "--help"], work, args.repeat), 0.3)]
-    results.append((f"comp make-folds ({rows:,} rows)",
-                    timed([*base, "make-folds", *cfg], work, args.repeat), 2.0))
+    results.append(
+        (
+            f"comp make-folds ({rows:,} rows)",
+            timed([*base, "make-folds", *cfg], work, args.repeat),
+            2.0,
+        )
+    )
     fake_fold_outputs(work, config)
-    script = (f"{' '.join(base)} ensemble --config config.yaml && "
-              f"{' '.join(base)} submit --combined --config config.yaml")
-    results.append(("comp ensemble + comp submit (5 folds)",
-                     timed(["bash", "-c", script], work, args.repeat), 2.0))
+    script = (
+        f"{' '.join(base)} ensemble --config config.yaml && "
+        f"{' '.join(base)} submit --combined --config config.yaml"
+    )
+    results.append(
+        (
+            "comp ensemble + comp submit (5 folds)",
+            timed(["bash", "-c", script], work, args.repeat),
+            2.0,
+        )
+    )
     meta = yaml.safe_load((work / "runs" / "ensembles" / "demo" / "config.yaml").read_text())
     assert meta["ensemble"]["name"] == "demo"
 
-    table = Table(title=f"pipeline_speed.py: {platform.machine()}, {os.cpu_count()} cores, "
-                        f"best of {args.repeat}")
+    table = Table(
+        title=f"pipeline_speed.py: {platform.machine()}, {os.cpu_count()} cores, "
+        f"best of {args.repeat}"
+    )
     for column in ("command", "wall s", "target s"):
         table.add_column(column, justify="left" if column == "command" else "right")
     for name, seconds, target in results:

@@ -22,6 +22,7 @@ from comp.features import encode_cached
 from comp.fold_outputs import logits_frame
 from comp.io import write_all_atomically
 from comp.model import Classifier, build_classifier
+from comp.tfidf import predict_tfidf
 from comp.train import BEST_MODEL, experiment_dir, fold_dir, predict_logits, resolve_device
 
 
@@ -69,11 +70,14 @@ def predict_folds(
             have = set(existing["set"].unique().to_list())
             todo = [n for n in tests if force or set_names or n not in have]
             if todo:
-                model, fold_config, tokenizer = load_fold_model(folder, device)
-                frames = {
-                    n: _predict_set(model, fold_config, tokenizer, tests[n], config, device)
-                    for n in todo
-                }
+                if load_config([folder / "config.yaml"]).model.kind == "tfidf":
+                    frames = {n: _predict_tfidf_set(folder, tests[n]) for n in todo}
+                else:
+                    model, fold_config, tokenizer = load_fold_model(folder, device)
+                    frames = {
+                        n: _predict_set(model, fold_config, tokenizer, tests[n], config, device)
+                        for n in todo
+                    }
                 kept = existing.filter(~pl.col("set").is_in(todo))
                 merged = pl.concat([kept, *frames.values()])
                 order = {t.name: i for i, t in enumerate(config.data.test_sets)}
@@ -114,4 +118,9 @@ def _predict_set(model, fold_config: Config, tokenizer, test, config: Config, de
         device,
         t.ldam_s,
     )
+    return logits_frame({"set": [test.name] * len(test), "Id": test.ids}, logits)
+
+
+def _predict_tfidf_set(folder: Path, test) -> pl.DataFrame:
+    logits = predict_tfidf(folder, test.questions, test.answers)
     return logits_frame({"set": [test.name] * len(test), "Id": test.ids}, logits)
