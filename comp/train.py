@@ -231,7 +231,7 @@ def peak_memory_mb(device: torch.device) -> float:
 def _progress(console: Console) -> Progress:
     return Progress(
         TextColumn("[bold]{task.description}"),
-        BarColumn(),
+        BarColumn(bar_width=20),
         MofNCompleteColumn(),
         TextColumn("loss {task.fields[loss]:.4f}  lr {task.fields[lr]:.2e}"),
         TextColumn("{task.fields[rate]:.1f} samples/s"),
