@@ -84,9 +84,9 @@ def main() -> None:
         train_folds(cfg, list(range(cfg.folds.k)), "cpu", False, QUIET)
         console.print(f"{name}: trained in {time.perf_counter() - tick:.0f} s")
 
-    def ensemble(name: str, experiments: list[str]) -> dict:
+    def ensemble(name: str, experiments: list[str], optimize: bool = False) -> dict:
         cfg = load_config([ROOT / "configs" / "demo.yaml"], [*base, f"ensemble.name={name}"])
-        return scores(run_ensemble(cfg, experiments).out_dir)
+        return scores(run_ensemble(cfg, experiments, optimize).out_dir)
 
     run("tfidf", "model.kind=tfidf")
     run("tiny_ce", "train.loss=ce")
@@ -104,6 +104,9 @@ def main() -> None:
         "tiny transformer, LDAM/DRW": ensemble("e_ldam", ["tiny_ldam"]),
         "tiny transformer, LDAM/DRW + auto boost": ensemble("e_boost", ["tiny_ldam_boost"]),
         "ensemble TF-IDF + LDAM/DRW": ensemble("e_mix", ["tfidf", "tiny_ldam"]),
+        "same, weights fitted on OOF (in-sample)": ensemble(
+            "e_mix_opt", ["tfidf", "tiny_ldam"], optimize=True
+        ),
         "ensemble TF-IDF + LDAM/DRW + boost": ensemble("e_mix_boost", ["tfidf", "tiny_ldam_boost"]),
     }
     table = Table(
