@@ -21,15 +21,12 @@ import polars as pl
 from rich.console import Console
 from rich.table import Table
 
-from comp.backbone import build_tiny_backbone
 from comp.categories import CATEGORIES
 from comp.config import load_config
 from comp.confusions import confusions_command
-from comp.data import load_train
-from comp.demo_writer import write_demo_files
 from comp.ensemble import run_ensemble
-from comp.folds import make_folds
 from comp.metrics import per_class_f1
+from comp.pipeline import prepare_demo
 from comp.train import train_folds
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -67,11 +64,7 @@ def main() -> None:
     ]
     config = load_config([ROOT / "configs" / "demo.yaml"], base)
     started = time.perf_counter()
-    write_demo_files(config, QUIET)
-    train = load_train(config.data)
-    make_folds(config, train)
-    texts = [f"{q}\n{a}" for q, a in zip(train.questions, train.answers, strict=True)]
-    build_tiny_backbone(texts, work / "tiny")
+    train = prepare_demo(config, work / "tiny")
     console = Console()
     console.print(f"{len(train):,} train rows (scale {args.scale}), work folder {work}")
 

@@ -23,10 +23,8 @@ from rich.console import Console
 from rich.table import Table
 
 from comp.config import load_config
-from comp.data import load_train
-from comp.demo_writer import write_demo_files
-from comp.folds import make_folds
 from comp.metrics import macro_f1
+from comp.pipeline import prepare_demo
 from comp.tfidf import train_tfidf_folds
 from comp.train import fold_dir
 
@@ -60,9 +58,7 @@ def main() -> None:
     console = Console()
     with tempfile.TemporaryDirectory(prefix="comp-tfidf-") as tmp:
         config = temp_config(args.config, args.overrides, Path(tmp))
-        quiet = Console(quiet=True)
-        write_demo_files(config, quiet)
-        make_folds(config, load_train(config.data))
+        prepare_demo(config)
         folds = list(range(config.folds.k))
         started = time.perf_counter()
         results = train_tfidf_folds(config, folds, console)

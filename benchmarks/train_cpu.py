@@ -21,11 +21,8 @@ from rich.console import Console
 from rich.table import Table
 
 import comp.train as train_module
-from comp.backbone import build_tiny_backbone
 from comp.config import load_config
-from comp.data import load_train
-from comp.demo_writer import write_demo_files
-from comp.folds import make_folds
+from comp.pipeline import prepare_demo
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -49,11 +46,7 @@ def main() -> None:
             f"train.checkpoint_every={10 * args.steps}",
         ],
     )
-    write_demo_files(config, Console(quiet=True))
-    train = load_train(config.data)
-    make_folds(config, train)
-    texts = [f"{q}\n{a}" for q, a in zip(train.questions, train.answers, strict=True)]
-    build_tiny_backbone(texts, work / "tiny")
+    prepare_demo(config, work / "tiny")
     data = train_module.load_run_data(config)
     table = Table(
         title=f"configs/demo.yaml on {platform.processor() or platform.machine()}, "

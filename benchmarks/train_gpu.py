@@ -29,10 +29,8 @@ from rich.table import Table
 import comp.train as train_module
 from comp.backbone import quiet_transformers, train_wordpiece
 from comp.config import load_config
-from comp.data import load_train
-from comp.demo_writer import write_demo_files
 from comp.encoding import pad_batch
-from comp.folds import make_folds
+from comp.pipeline import prepare_demo, training_texts
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -112,14 +110,8 @@ def main() -> None:
         "train.lr=5e-5",
     ]
     config = load_config([ROOT / "configs" / "demo.yaml"], overrides)
-    write_demo_files(config, Console(quiet=True))
-    train = load_train(config.data)
-    make_folds(config, train)
-    build_backbone(
-        [f"{q}\n{a}" for q, a in zip(train.questions, train.answers, strict=True)],
-        work / "backbone",
-        args.smoke,
-    )
+    train = prepare_demo(config)
+    build_backbone(training_texts(train), work / "backbone", args.smoke)
     data = train_module.load_run_data(config)
     config.train.experiment, steps_wanted = "warm-up", config.train.steps
     config.train.steps = config.train.eval_every = 3  # CUDA init and kernel choice, not timed

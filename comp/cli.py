@@ -123,11 +123,12 @@ def backbone_tiny(
     """Train a WordPiece tokenizer on the training text and save a small random BERT."""
     from comp.backbone import build_tiny_backbone
     from comp.data import load_train
+    from comp.pipeline import training_texts
 
     if hidden > 256:
         raise click.BadParameter("at most 256 for a tiny backbone", param_hint="--hidden")
     train = load_train(config.data)
-    texts = [f"{q}\n{a}" for q, a in zip(train.questions, train.answers, strict=True)]
+    texts = training_texts(train)
     path = build_tiny_backbone(
         texts,
         out_dir,

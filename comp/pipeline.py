@@ -70,3 +70,24 @@ def print_summary(config: Config, console: Console) -> None:
     for path in paths:
         if path.is_file():
             console.print(f"submission: [bold]{path}[/]")
+
+
+def training_texts(train) -> list[str]:
+    """Question and answer of every train row, as one text (what a tokenizer is trained on)."""
+    return [f"{q}\n{a}" for q, a in zip(train.questions, train.answers, strict=True)]
+
+
+def prepare_demo(config: Config, backbone_dir: Path | None = None, **backbone_options):
+    """The first steps of `make all` in one call: write the demo competition, make its folds and,
+    if `backbone_dir` is given, build the tiny backbone there. Returns the loaded TrainData."""
+    from comp.backbone import build_tiny_backbone
+    from comp.data import load_train
+    from comp.demo_writer import write_demo_files
+    from comp.folds import make_folds
+
+    write_demo_files(config, Console(quiet=True))
+    train = load_train(config.data)
+    make_folds(config, train)
+    if backbone_dir is not None:
+        build_tiny_backbone(training_texts(train), backbone_dir, **backbone_options)
+    return train

@@ -97,21 +97,11 @@ def demo_config(root: Path, **train_overrides) -> Config:
 @pytest.fixture(scope="session")
 def demo_root(tmp_path_factory) -> Path:
     """Demo data, two folds and a tiny backbone, built once for the whole test session."""
-    from rich.console import Console
-
-    from comp.backbone import build_tiny_backbone
-    from comp.data import load_train
-    from comp.demo_writer import write_demo_files
-    from comp.folds import make_folds
+    from comp.pipeline import prepare_demo
 
     root = tmp_path_factory.mktemp("demo")
-    config = demo_config(root)
-    write_demo_files(config, Console(quiet=True))
-    train = load_train(config.data)
-    make_folds(config, train)
-    texts = [f"{q}\n{a}" for q, a in zip(train.questions, train.answers, strict=True)]
-    build_tiny_backbone(
-        texts,
+    prepare_demo(
+        demo_config(root),
         root / "tiny-bert",
         vocab_size=2000,
         hidden_size=64,
