@@ -26,7 +26,7 @@ from comp.config import load_config
 from comp.confusions import confusions_command
 from comp.ensemble import run_ensemble
 from comp.metrics import per_class_f1
-from comp.pipeline import prepare_demo
+from comp.pipeline import prepare_demo, workspace_overrides
 from comp.train import train_folds
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -52,16 +52,7 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=None)
     args = parser.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="comp-evidence-"))
-    base = [
-        f"demo.scale={args.scale}",
-        f"demo.out_dir={work}/demo",
-        f"data.train={work}/demo/shared_task_train.csv",
-        "data.test_sets=[]",
-        f"folds.dir={work}/folds",
-        f"model.backbone={work}/tiny",
-        f"train.runs_dir={work}/runs",
-        f"train.steps={args.steps}",
-    ]
+    base = [*workspace_overrides(work), f"demo.scale={args.scale}", f"train.steps={args.steps}"]
     config = load_config([ROOT / "configs" / "demo.yaml"], base)
     started = time.perf_counter()
     train = prepare_demo(config, work / "tiny")

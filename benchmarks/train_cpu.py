@@ -22,7 +22,7 @@ from rich.table import Table
 
 import comp.train as train_module
 from comp.config import load_config
-from comp.pipeline import prepare_demo
+from comp.pipeline import prepare_demo, workspace_overrides
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -35,12 +35,7 @@ def main() -> None:
     config = load_config(
         [ROOT / "configs" / "demo.yaml"],
         [
-            f"demo.out_dir={work}/demo",
-            f"data.train={work}/demo/shared_task_train.csv",
-            "data.test_sets=[]",
-            f"folds.dir={work}/folds",
-            f"model.backbone={work}/tiny",
-            f"train.runs_dir={work}/runs",
+            *workspace_overrides(work),
             f"train.steps={args.steps}",
             f"train.eval_every={args.steps}",
             f"train.checkpoint_every={10 * args.steps}",

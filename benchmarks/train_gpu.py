@@ -30,7 +30,7 @@ import comp.train as train_module
 from comp.backbone import quiet_transformers, train_wordpiece
 from comp.config import load_config
 from comp.encoding import pad_batch
-from comp.pipeline import prepare_demo, training_texts
+from comp.pipeline import prepare_demo, training_texts, workspace_overrides
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -93,14 +93,9 @@ def main() -> None:
     max_len = 128 if args.smoke else 512
     work = Path(tempfile.mkdtemp(prefix="comp-bench-"))
     overrides = [
-        f"data.train={work}/demo/shared_task_train.csv",
-        "data.test_sets=[]",
-        f"demo.out_dir={work}/demo",
+        *workspace_overrides(work, backbone="backbone"),
         f"demo.scale={scale}",
-        f"folds.dir={work}/folds",
-        f"model.backbone={work}/backbone",
         f"model.max_len={max_len}",
-        f"train.runs_dir={work}/runs",
         f"train.steps={steps}",
         f"train.batch_size={batch}",
         f"train.eval_every={steps}",

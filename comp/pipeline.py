@@ -77,6 +77,19 @@ def training_texts(train) -> list[str]:
     return [f"{q}\n{a}" for q, a in zip(train.questions, train.answers, strict=True)]
 
 
+def workspace_overrides(work: Path, backbone: str = "tiny") -> list[str]:
+    """--set overrides that put the demo competition (train file only), its folds, the backbone
+    and the runs under `work`: a throw-away workspace for benchmarks."""
+    return [
+        f"demo.out_dir={work}/demo",
+        f"data.train={work}/demo/shared_task_train.csv",
+        "data.test_sets=[]",
+        f"folds.dir={work}/folds",
+        f"model.backbone={work}/{backbone}",
+        f"train.runs_dir={work}/runs",
+    ]
+
+
 def prepare_demo(config: Config, backbone_dir: Path | None = None, **backbone_options):
     """The first steps of `make all` in one call: write the demo competition, make its folds and,
     if `backbone_dir` is given, build the tiny backbone there. Returns the loaded TrainData."""
