@@ -69,8 +69,11 @@ def wrap(model: torch.nn.Module, dist: Dist, device: torch.device) -> torch.nn.M
 
 
 def shard(rows, dist: Dist):
-    """This rank's share of a batch (every rank sees the same batch order)."""
-    return rows[dist.rank :: dist.world]
+    """This rank's share of a batch (every rank sees the same batch order). Every rank gets the
+    same number of rows, so all run the same number of backward passes (each one is a DDP
+    all-reduce): up to world - 1 rows of a batch are left out."""
+    usable = len(rows) - len(rows) % dist.world
+    return rows[:usable][dist.rank :: dist.world]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -201,12 +201,15 @@ def fit_class_bias(
     return bias
 
 
-def cross_fit_bias(logits, y, fold_ids, k, grid, shrinkage) -> np.ndarray:
-    """OOF logits plus per-class biases chosen on the other folds and shrunk."""
-    adjusted = logits.copy()
+def cross_fit_bias(logits, y, fold_ids, k, grid, shrinkage, tau, log_prior) -> np.ndarray:
+    """OOF logits adjusted, for each fold f, by tau[f] (chosen without fold f) and per-class
+    biases fitted on the other folds' rows under that same tau, then shrunk: fold f's labels
+    reach neither."""
+    adjusted = np.empty_like(logits)
     for f in range(k):
-        train = fold_ids != f
-        adjusted[fold_ids == f] += shrinkage * fit_class_bias(logits[train], y[train], grid)
+        base = logits - tau[f] * log_prior
+        train, held = fold_ids != f, fold_ids == f
+        adjusted[held] = base[held] + shrinkage * fit_class_bias(base[train], y[train], grid)
     return adjusted
 
 
@@ -314,7 +317,9 @@ def run_ensemble(config: Config, experiments: list[str], optimize: bool | None =
     test_adjusted = test - test_tau * log_prior
     if cfg.class_bias:
         bias_grid = np.linspace(-1, 1, 9)
-        oof_adjusted = cross_fit_bias(oof_adjusted, y, fold_ids, k, bias_grid, cfg.bias_shrinkage)
+        oof_adjusted = cross_fit_bias(
+            oof, y, fold_ids, k, bias_grid, cfg.bias_shrinkage, tau, log_prior
+        )
         bias = fit_class_bias(oof - test_tau * log_prior, y, bias_grid)
         test_adjusted = test_adjusted + cfg.bias_shrinkage * bias
     adjusted_pred = oof_adjusted.argmax(1)

@@ -286,7 +286,6 @@ def train_fold(
     pad_id = data.tokenizer.pad_token_id
     lengths = data.encoded_train.lengths[train_rows]
     batches_per_epoch = len(epoch_batches(lengths, cfg.batch_size, cfg.seed, fold, 0))
-    micro_size = cfg.batch_size // cfg.grad_accum
 
     step, best = 0, {"score": -1.0, "step": 0}
     history: list[dict] = []
@@ -358,6 +357,9 @@ def train_fold(
                 order = epoch_batches(lengths, cfg.batch_size, cfg.seed, fold, epoch)
             batch = shard(train_rows[order[position]], dist)
             batch_loss = 0.0
+            # grad_accum micro-batches a step, the same count on every rank (equal shares); a
+            # batch with fewer rows than ranks is empty everywhere and changes no weight
+            micro_size = max(1, -(-len(batch) // cfg.grad_accum))
             for start in range(0, len(batch), micro_size):
                 rows = batch[start : start + micro_size]
                 inputs = collate(data.encoded_train, rows, pad_id, device)
