@@ -328,6 +328,33 @@ def validate(config: Config) -> None:
             raise ConfigError(message)
 
 
+# Keys that change where or how often things are written, not the model a fold produces.
+_NOT_TRAINING = {
+    "experiment",
+    "runs_dir",
+    "device",
+    "eval_batch_size",
+    "eval_every",
+    "checkpoint_every",
+}
+
+
+def training_fingerprint(config: Config) -> str:
+    """sha256 of everything that shapes a fold's model (data.num_labels, model, tfidf, train):
+    a checkpoint or finished fold made under another fingerprint is not reused."""
+    import hashlib
+    import json
+
+    train = {k: v for k, v in dataclasses.asdict(config.train).items() if k not in _NOT_TRAINING}
+    shaping = {
+        "num_labels": config.data.num_labels,
+        "model": dataclasses.asdict(config.model),
+        "tfidf": dataclasses.asdict(config.tfidf),
+        "train": train,
+    }
+    return hashlib.sha256(json.dumps(shaping, sort_keys=True).encode()).hexdigest()
+
+
 def config_to_dict(config: Config) -> dict:
     return dataclasses.asdict(config)
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from comp.config import Config, training_fingerprint
 from comp.data import TestData, TrainData
 from comp.io import write_all_atomically
 from comp.metrics import macro_f1, per_class_f1
@@ -25,6 +26,7 @@ def logits_frame(keys: dict, logits: np.ndarray) -> pl.DataFrame:
 
 
 def write_fold_outputs(
+    config: Config,
     out: Path,
     fold: int,
     train: TrainData,
@@ -56,6 +58,7 @@ def write_fold_outputs(
         "val_rows": len(val_rows),
         "folds_sha256": folds_sha256,
         "train_sha256": train.sha256,
+        "config_sha256": training_fingerprint(config),
         "per_class_f1": {train.label_names[c]: float(f1[c]) for c in range(num_labels)},
         **extra,
     }

@@ -292,6 +292,7 @@ def train_tfidf_fold(config: Config, data: TfidfRunData, fold: int, console: Con
             "logit_scale": model.scale,
         }
         metrics = write_fold_outputs(
+            config,
             out,
             fold,
             train,

@@ -34,7 +34,7 @@ from rich.table import Table
 
 from comp.adversarial import FGM
 from comp.backbone import load_tokenizer
-from comp.config import Config, write_config
+from comp.config import Config, training_fingerprint, write_config
 from comp.data import TestData, TrainData, load_tests, load_train
 from comp.distributed import SINGLE, Dist, setup, shard, teardown, wrap
 from comp.encoding import length_bucketed_batches, pad_batch
@@ -82,12 +82,17 @@ def fold_dir(config: Config, fold: int) -> Path:
 
 
 def finished_metrics(config: Config, fold: int, folds_sha256: str) -> dict | None:
-    """The fold's metrics if it finished on the current folds; None if it must (re)train."""
+    """The fold's metrics if it finished on the current folds and training config; None if it
+    must (re)train."""
     path = fold_dir(config, fold) / METRICS
     if not path.is_file():
         return None
     metrics = json.loads(path.read_text(encoding="utf-8"))
-    return metrics if metrics.get("folds_sha256") == folds_sha256 else None
+    same = (metrics.get("folds_sha256"), metrics.get("config_sha256")) == (
+        folds_sha256,
+        training_fingerprint(config),
+    )
+    return metrics if same else None
 
 
 def seed_everything(seed: int) -> None:
@@ -294,8 +299,12 @@ def train_fold(
     dist.barrier()  # every rank decides from the same files
     if checkpoint_path.is_file():
         state = torch.load(checkpoint_path, map_location=device, weights_only=False)
-        if state.get("folds_sha256") != data.folds_sha256:
-            console.print(f"fold {fold}: {checkpoint_path} was made with other folds; restarting")
+        made_with = (state.get("folds_sha256"), state.get("config_sha256"))
+        if made_with != (data.folds_sha256, training_fingerprint(config)):
+            console.print(
+                f"fold {fold}: {checkpoint_path} was made with other folds or another training "
+                "config; restarting"
+            )
             state = None
     dist.barrier()
     if state is None and dist.main:  # a fresh start: nothing of an earlier attempt may leak in
@@ -409,6 +418,7 @@ def train_fold(
                         "best": best,
                         "history": history,
                         "folds_sha256": data.folds_sha256,
+                        "config_sha256": training_fingerprint(config),
                     },
                     checkpoint_path,
                 )
@@ -460,6 +470,7 @@ def _write_fold_outputs(config, data, fold, model, device, out, best, history, s
     val_logits = logits_of(data.encoded_train, np.flatnonzero(data.folds == fold))
     test_logits = [logits_of(e, np.arange(len(e))) for e in data.encoded_tests]
     metrics = write_fold_outputs(
+        config,
         out,
         fold,
         data.train,

@@ -190,7 +190,15 @@ def test_backbone_tiny_and_train_commands(demo_root, tmp_path):
     assert "training results" in result.output
     assert (demo_root / "runs" / "cli" / "fold1" / "metrics.json").is_file()
     assert not (demo_root / "runs" / "cli" / "fold0").exists()
-    again = run("train", "--config", str(path), "--fold", "1")
+    again = run(
+        "train",
+        "--config",
+        str(path),
+        "--fold",
+        "1",
+        "--set",
+        f"model.backbone={tmp_path / 'tiny'}",
+    )
     assert "skipped" in again.output
     bad = run("train", "--config", str(path), "--fold", "7")
     assert bad.exit_code == 2 and "fold 7 is outside 0..1" in bad.output

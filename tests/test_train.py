@@ -168,3 +168,13 @@ def test_fold_trained_on_other_folds_is_retrained(demo_root):
     config = demo_config(demo_root, **{**settings, "folds.seed": 2})
     make_folds(config, train)
     assert not train_folds(config, [0], "cpu", False, QUIET)[0].skipped
+
+
+def test_fold_trained_with_another_training_config_is_retrained(demo_root):
+    settings = {"train.experiment": "reconfig", "train.steps": 2, "train.eval_every": 2}
+    train_folds(demo_config(demo_root, **settings), [0], "cpu", False, QUIET)
+    # how often to evaluate does not change the model: still finished
+    same = demo_config(demo_root, **{**settings, "train.eval_every": 1})
+    assert train_folds(same, [0], "cpu", False, QUIET)[0].skipped
+    other = demo_config(demo_root, **{**settings, "train.lr": 1e-4})
+    assert not train_folds(other, [0], "cpu", False, QUIET)[0].skipped
