@@ -28,6 +28,14 @@ def write(tmp_path, config):
     return str(path)
 
 
+def run_train(launcher: list[str], config_path: str, options: list[str]):
+    """`python <launcher> train --config ... <options>` as a subprocess; must succeed."""
+    command = [sys.executable, *launcher, "train", "--config", config_path, *options]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300, env=ENV)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return done
+
+
 def test_shards_partition_a_batch():
     rows = list(range(10))
     parts = [shard(rows, Dist(rank, 3)) for rank in range(3)]
@@ -45,26 +53,12 @@ def test_torchrun_two_ranks_on_gloo_train_one_fold(demo_root, tmp_path):
         "train.checkpoint_every": 3,
     }
     config = demo_config(demo_root, **settings)
-    command = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--nproc_per_node",
-        "2",
-        "--master_port",
-        str(free_port()),
-        "-m",
-        "comp.cli",
-        "train",
-        "--config",
+    launcher = ["-m", "torch.distributed.run", "--nproc_per_node", "2"]
+    done = run_train(
+        [*launcher, "--master_port", str(free_port()), "-m", "comp.cli"],
         write(tmp_path, config),
-        "--fold",
-        "0",
-        "--device",
-        "cpu",
-    ]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=300, env=ENV)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+        ["--fold", "0", "--device", "cpu"],
+    )
     assert done.stdout.count("training results") == 1  # rank 0 alone reports
     out = demo_root / "runs" / "ddp" / "fold0"
     metrics = json.loads((out / "metrics.json").read_text())
@@ -80,22 +74,11 @@ def test_one_process_per_gpu_runs_every_fold(demo_root, tmp_path):
     config = demo_config(
         demo_root, **{"train.experiment": "gpus", "train.steps": 3, "train.eval_every": 3}
     )
-    command = [
-        sys.executable,
-        "-m",
-        "comp.cli",
-        "train",
-        "--config",
+    done = run_train(
+        ["-m", "comp.cli"],
         write(tmp_path, config),
-        "--fold",
-        "all",
-        "--gpus",
-        "0,1",
-        "--device",
-        "cpu",
-    ]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=300, env=ENV)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+        ["--fold", "all", "--gpus", "0,1", "--device", "cpu"],
+    )
     seen = set()
     for fold in (0, 1):
         folder = demo_root / "runs" / "gpus" / f"fold{fold}"
