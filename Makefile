@@ -79,11 +79,14 @@ $(TINY_BACKBONE)/config.json: $(TRAIN_FILE)
 	$(COMP) backbone tiny $(TINY_BACKBONE) --config $(CONFIG)
 endif
 
-$(FOLDS_JSON): $(TRAIN_FILE)
+# Each step also depends on the config file: after an edit, make-folds writes the same bytes
+# unless the folds changed, and comp train retrains a fold only if its training config or folds
+# changed (else it marks the fold checked, touching its metrics.json).
+$(FOLDS_JSON): $(TRAIN_FILE) $(CONFIG)
 	$(COMP) make-folds --config $(CONFIG)
 
 # comp train skips a finished fold and resumes an interrupted one.
-$(RUN_DIR)/fold%/metrics.json: $(FOLDS_JSON) $(BACKBONE_DEP) | $(TEST_FILES)
+$(RUN_DIR)/fold%/metrics.json: $(FOLDS_JSON) $(BACKBONE_DEP) $(CONFIG) | $(TEST_FILES)
 	$(if $(GPUS),CUDA_VISIBLE_DEVICES=$(call gpu_of,$*)) $(COMP) train --config $(CONFIG) --fold $*
 
 $(ENSEMBLE_DIR)/metrics.json: $(FOLD_METRICS)

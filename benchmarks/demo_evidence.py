@@ -5,7 +5,9 @@ macro-F1 and tail-class macro-F1, with and without the cross-fitted logit adjust
 Every row uses the same demo data (one scale) and the same folds. Tail classes are those with
 fewer than 50 training rows in the full-size competition (16 of 82), whatever the scale.
 
-    python benchmarks/demo_evidence.py [--scale 0.1] [--steps 300] [--work DIR]
+    python benchmarks/demo_evidence.py [--scale 0.1] [--steps 300] [--tfidf-c 4] [--work DIR]
+
+Finished folds are skipped, so a rerun with the same --work only recomputes the ensembles.
 """
 
 from __future__ import annotations
@@ -50,6 +52,9 @@ def main() -> None:
     parser.add_argument("--scale", type=float, default=0.1)
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--work", type=Path, default=None)
+    parser.add_argument(
+        "--tfidf-c", type=float, action="append", help="tfidf.c values to try (default: 4)"
+    )
     args = parser.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="comp-evidence-"))
     base = [*workspace_overrides(work), f"demo.scale={args.scale}", f"train.steps={args.steps}"]
@@ -72,7 +77,9 @@ def main() -> None:
         cfg = load_config([ROOT / "configs" / "demo.yaml"], [*base, f"ensemble.name={name}"])
         return scores(run_ensemble(cfg, experiments, optimize).out_dir)
 
-    run("tfidf", "model.kind=tfidf")
+    tfidf_cs = args.tfidf_c or [4.0]
+    for c in tfidf_cs:
+        run(f"tfidf_c{c:g}", "model.kind=tfidf", f"tfidf.c={c}")
     run("tiny_ce", "train.loss=ce")
     run("tiny_ldam")
     cfg = load_config([ROOT / "configs" / "demo.yaml"], [*base, "ensemble.name=tiny_ldam"])
@@ -82,16 +89,17 @@ def main() -> None:
     console.print(f"automatic boosting: {len(groups)} groups from tiny_ldam's OOF, {fragment}")
     run("tiny_ldam_boost", layers=(fragment,))
 
-    rows = {
-        "TF-IDF": ensemble("e_tfidf", ["tfidf"]),
+    tfidf = f"tfidf_c{tfidf_cs[0]:g}"  # the first --tfidf-c joins the ensembles
+    rows = {f"TF-IDF, c {c:g}": ensemble(f"e_tfidf_c{c:g}", [f"tfidf_c{c:g}"]) for c in tfidf_cs}
+    rows |= {
         "tiny transformer, CE": ensemble("e_ce", ["tiny_ce"]),
         "tiny transformer, LDAM/DRW": ensemble("e_ldam", ["tiny_ldam"]),
         "tiny transformer, LDAM/DRW + auto boost": ensemble("e_boost", ["tiny_ldam_boost"]),
-        "ensemble TF-IDF + LDAM/DRW": ensemble("e_mix", ["tfidf", "tiny_ldam"]),
+        "ensemble TF-IDF + LDAM/DRW": ensemble("e_mix", [tfidf, "tiny_ldam"]),
         "same, weights fitted on OOF (in-sample)": ensemble(
-            "e_mix_opt", ["tfidf", "tiny_ldam"], optimize=True
+            "e_mix_opt", [tfidf, "tiny_ldam"], optimize=True
         ),
-        "ensemble TF-IDF + LDAM/DRW + boost": ensemble("e_mix_boost", ["tfidf", "tiny_ldam_boost"]),
+        "ensemble TF-IDF + LDAM/DRW + boost": ensemble("e_mix_boost", [tfidf, "tiny_ldam_boost"]),
     }
     table = Table(
         title=f"demo competition, scale {args.scale} ({len(train):,} rows), "

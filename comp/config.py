@@ -95,6 +95,8 @@ class TrainConfig:
     runs_dir: str = "runs"
     seed: int = 42
     device: str = "auto"  # auto = cuda if available, else cpu
+    compile: bool = False  # torch.compile the training passes (dynamic shapes; slow to compile)
+    pad_multiple: int = 32  # training batches padded to a multiple of this: few shapes for a GPU
     steps: int = 8000  # the paper: 8,000 steps, about 20 epochs at batch 64
     batch_size: int = 64  # effective batch (micro-batch x grad_accum)
     grad_accum: int = 1  # raise on a small GPU: micro-batch = batch_size / grad_accum
@@ -124,6 +126,7 @@ class EnsembleConfig:
     experiments: list[str] = field(default_factory=list)  # default: [train.experiment]
     weights: list[float] = field(default_factory=list)  # one per experiment; empty = equal
     average: str = "logits"  # logits | probs (mean of softmax probabilities, as log-probs)
+    calibrate: bool = True  # divide each experiment's logits by its log-loss temperature first
     optimize_weights: bool = False  # fit non-negative weights on OOF macro-F1
     logit_adjustment: bool = True  # z - tau * log(prior), tau cross-fitted on OOF
     tau_max: float = 2.0  # tau searched on a grid 0..tau_max
@@ -315,6 +318,7 @@ def validate(config: Config) -> None:
             "train.batch_size must be a multiple of train.grad_accum",
         ),
         (config.train.steps >= 1, "train.steps must be at least 1"),
+        (config.train.pad_multiple >= 1, "train.pad_multiple must be at least 1"),
         (config.ensemble.average in ("logits", "probs"), "ensemble.average: logits or probs"),
         (config.ensemble.tau_step > 0, "ensemble.tau_step must be positive"),
         (all(w >= 0 for w in config.ensemble.weights), "ensemble.weights must be non-negative"),
@@ -333,6 +337,8 @@ _NOT_TRAINING = {
     "experiment",
     "runs_dir",
     "device",
+    "compile",
+    "pad_multiple",
     "eval_batch_size",
     "eval_every",
     "checkpoint_every",

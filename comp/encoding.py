@@ -100,14 +100,21 @@ def length_bucketed_batches(
     return [batches[i] for i in perm]
 
 
-def pad_batch(sequences: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+def pad_batch(
+    sequences: Sequence[Sequence[int]], pad_id: int, multiple: int = 1, limit: int = 0
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Right-pad to the longest sequence in the batch: (ids, attention_mask), both int64 (B, T).
 
+    `multiple` rounds T up to a multiple of it, but not past `limit` (the model's max_len) unless
+    a sequence is longer: few distinct shapes let a GPU reuse its cached kernels and memory.
     Pad token_type_ids with pad_id=0 the same way.
     """
     if len(sequences) == 0:
         raise ValueError("pad_batch needs at least one sequence")
-    width = max(len(s) for s in sequences)
+    longest = max(len(s) for s in sequences)
+    width = -(-longest // multiple) * multiple
+    if limit:
+        width = min(width, max(limit, longest))
     ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(sequences), width), dtype=torch.long)
     for row, seq in enumerate(sequences):

@@ -78,6 +78,32 @@ def average(logits: list[np.ndarray], weights: np.ndarray, how: str) -> np.ndarr
     return sum(w * z for w, z in zip(weights, logits, strict=True)).astype(np.float32)
 
 
+def fit_temperature(logits: np.ndarray, y: np.ndarray, iterations: int = 30) -> float:
+    """The T that minimises the mean log-loss of softmax(logits / T) on rows with labels y.
+
+    Newton's method on beta = 1/T: the loss is convex in beta, with gradient mean(E_p[z] - z_y)
+    and curvature mean(Var_p[z]). Models' logits come on different scales (TF-IDF's are
+    compressed, a transformer's are often over-confident); dividing each by its T puts them on
+    one scale before they are averaged.
+    """
+    z = np.asarray(logits, dtype=np.float64)
+    z_true = z[np.arange(len(y)), y]
+    beta = 1.0
+    for _ in range(iterations):
+        p = np.exp(beta * z - (beta * z).max(axis=1, keepdims=True))
+        p /= p.sum(axis=1, keepdims=True)
+        mean_z = (p * z).sum(axis=1)
+        gradient = float(np.mean(mean_z - z_true))
+        curvature = float(np.mean((p * z * z).sum(axis=1) - mean_z**2))
+        if curvature <= 1e-12:  # constant logits: any T is as good as any other
+            break
+        step = gradient / curvature
+        beta = beta - step if beta - step > 0 else beta / 2  # stay positive
+        if abs(step) < 1e-6 * beta:
+            break
+    return float(1.0 / beta)
+
+
 def load_experiment(config: Config, experiment: str, folds: FoldAssignment) -> Predictions:
     """One experiment's K folds: OOF rows checked against the fold file, test logits averaged."""
     base = Path(config.train.runs_dir) / experiment
@@ -296,6 +322,13 @@ def run_ensemble(config: Config, experiments: list[str], optimize: bool | None =
             )
     rows = preds[0].rows
     y, fold_ids = folds.labels[rows], folds.fold[rows]
+    # One scalar per model, fitted by log-loss on all its OOF rows (not by the score, so the
+    # OOF macro-F1 stays honest up to one parameter per model).
+    temperatures = [fit_temperature(p.oof, y) if cfg.calibrate else 1.0 for p in preds]
+    preds = [
+        Predictions(p.rows, p.oof / t, p.test_keys, p.test / t)
+        for p, t in zip(preds, temperatures, strict=True)
+    ]
     if cfg.weights and len(cfg.weights) != len(experiments):
         raise EnsembleError(
             f"ensemble.weights has {len(cfg.weights)} values for {len(experiments)} experiments"
@@ -336,6 +369,7 @@ def run_ensemble(config: Config, experiments: list[str], optimize: bool | None =
         "experiments": experiments,
         "weights": weights.tolist(),
         "weights_optimized_in_sample": optimize,
+        "temperatures": temperatures,
         "average": cfg.average,
         "oof_rows": int(len(rows)),
         "train_only_rows": train_only.tolist(),

@@ -136,16 +136,23 @@ def load_run_data(config: Config) -> RunData:
 # Batches
 
 
-def collate(encoded: EncodedTexts, rows, pad_id: int, device: torch.device) -> dict:
+def collate(
+    encoded: EncodedTexts,
+    rows,
+    pad_id: int,
+    device: torch.device,
+    multiple: int = 1,
+    limit: int = 0,
+) -> dict:
+    """The model inputs of `rows`, padded (see `pad_batch` for `multiple` and `limit`)."""
     rows = list(rows)
     ids, types = zip(*(encoded.row(i) for i in rows), strict=True)
-    input_ids, mask = pad_batch([x.tolist() for x in ids], pad_id)
-    token_types, _ = pad_batch([x.tolist() for x in types], 0)
-    return {
-        "input_ids": input_ids.to(device),
-        "attention_mask": mask.to(device),
-        "token_type_ids": token_types.to(device),
-    }
+    input_ids, mask = pad_batch([x.tolist() for x in ids], pad_id, multiple, limit)
+    token_types, _ = pad_batch([x.tolist() for x in types], 0, multiple, limit)
+    tensors = {"input_ids": input_ids, "attention_mask": mask, "token_type_ids": token_types}
+    if device.type == "cuda":  # pinned + non_blocking: the copy does not wait for the GPU
+        return {k: v.pin_memory().to(device, non_blocking=True) for k, v in tensors.items()}
+    return {k: v.to(device) for k, v in tensors.items()}
 
 
 def epoch_batches(lengths: np.ndarray, batch_size: int, seed: int, fold: int, epoch: int):
@@ -279,6 +286,8 @@ def train_fold(
 
     model = build_classifier(config, pretrained=True).to(device)
     net = wrap(model, dist, device)  # what the training passes go through (DDP across ranks)
+    if cfg.compile:  # lengths vary batch to batch: one graph with a symbolic length
+        net = torch.compile(net, dynamic=True)
     if dist.main:
         _save_backbone_files(model, data.tokenizer, out / "backbone")
     optimizer = torch.optim.AdamW(
@@ -289,7 +298,8 @@ def train_fold(
     scheduler = linear_warmup_decay(optimizer, cfg.steps, cfg.warmup_ratio)
     fgm = FGM(model) if cfg.fgm else None
     pad_id = data.tokenizer.pad_token_id
-    lengths = data.encoded_train.lengths[train_rows]
+    row_lengths = data.encoded_train.lengths
+    lengths = row_lengths[train_rows]
     batches_per_epoch = len(epoch_batches(lengths, cfg.batch_size, cfg.seed, fold, 0))
 
     step, best = 0, {"score": -1.0, "step": 0}
@@ -365,29 +375,32 @@ def train_fold(
             if position == 0 or not order:
                 order = epoch_batches(lengths, cfg.batch_size, cfg.seed, fold, epoch)
             batch = shard(train_rows[order[position]], dist)
-            batch_loss = 0.0
+            batch_loss = torch.zeros((), device=device)  # read once a step: one host sync
             # grad_accum micro-batches a step, the same count on every rank (equal shares); a
             # batch with fewer rows than ranks is empty everywhere and changes no weight
             micro_size = max(1, -(-len(batch) // cfg.grad_accum))
             for start in range(0, len(batch), micro_size):
                 rows = batch[start : start + micro_size]
-                inputs = collate(data.encoded_train, rows, pad_id, device)
+                inputs = collate(
+                    data.encoded_train, rows, pad_id, device, cfg.pad_multiple, config.model.max_len
+                )
                 targets = torch.as_tensor(labels[rows], device=device)
                 share = len(rows) / len(batch)  # micro-batch losses add up to the batch mean
                 before = fgm.weight.grad.clone() if fgm and fgm.weight.grad is not None else None
                 loss = share * loss_fn(forward(inputs), targets, epoch)
                 loss.backward()
-                batch_loss += loss.item()
+                batch_loss += loss.detach()
                 if fgm is not None:
                     own = fgm.weight.grad if before is None else fgm.weight.grad - before
                     if fgm.attack(cfg.fgm_eps, grad=own):
                         (share * loss_fn(forward(inputs), targets, epoch)).backward()
                         fgm.restore()
-                tokens += int(inputs["attention_mask"].sum()) * dist.world
+                tokens += int(row_lengths[rows].sum()) * dist.world
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
+            batch_loss = batch_loss.item()
             step += 1
             samples += len(batch) * dist.world  # every rank trains on an equal share
             loop_time += time.perf_counter() - tick
@@ -537,6 +550,8 @@ def train_folds(
             f"fold {fold}: finished before (val macro-F1 {saved['val_macro_f1']:.4f}); "
             "skipped, --force to retrain"
         )
+        if dist.main:  # checked against this config: newer than the config file, for make
+            (fold_dir(config, fold) / METRICS).touch()
         results.append(
             FoldResult(
                 fold,

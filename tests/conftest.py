@@ -124,3 +124,20 @@ def trained_root(demo_root: Path) -> Path:
 
     train_folds(demo_config(demo_root, **TRAINED), [0, 1], "cpu", False, Console(quiet=True))
     return demo_root
+
+
+def tiny_bert(hidden: int = 16, dropout: float = 0.0):
+    """A 2-layer random BertModel over a 50-token vocabulary, for unit tests of model code."""
+    from transformers import BertConfig, BertModel
+
+    config = BertConfig(
+        vocab_size=50,
+        hidden_size=hidden,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=2 * hidden,
+        max_position_embeddings=64,
+        hidden_dropout_prob=dropout,
+        attention_probs_dropout_prob=dropout,
+    )
+    return BertModel(config, add_pooling_layer=False)

@@ -5,25 +5,15 @@ import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers import BertConfig, BertModel
 
 from comp.adversarial import FGM
+from tests.conftest import tiny_bert
 
 
 class TinyClassifier(nn.Module):
     def __init__(self, num_classes: int = 3) -> None:
         super().__init__()
-        config = BertConfig(
-            vocab_size=50,
-            hidden_size=16,
-            num_hidden_layers=2,
-            num_attention_heads=2,
-            intermediate_size=32,
-            max_position_embeddings=64,
-            hidden_dropout_prob=0.0,
-            attention_probs_dropout_prob=0.0,
-        )
-        self.backbone = BertModel(config, add_pooling_layer=False)
+        self.backbone = tiny_bert()
         self.head = nn.Linear(16, num_classes)
 
     def get_input_embeddings(self) -> nn.Module:

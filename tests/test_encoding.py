@@ -172,3 +172,12 @@ def test_pad_batch():
     assert mask.tolist() == [[1, 1], [1, 0]]
     with pytest.raises(ValueError):
         pad_batch([], 0)
+
+
+def test_pad_batch_rounds_widths_up_to_a_multiple_but_not_past_the_limit():
+    ids, mask = pad_batch([[1] * 5, [2] * 3], pad_id=0, multiple=4)
+    assert ids.shape == (2, 8) and mask.sum(1).tolist() == [5, 3]
+    assert ids[0].tolist() == [1] * 5 + [0] * 3
+    assert pad_batch([[1] * 5], 0, multiple=4, limit=6)[0].shape == (1, 6)  # capped at max_len
+    assert pad_batch([[1] * 7], 0, multiple=4, limit=6)[0].shape == (1, 7)  # never truncates
+    assert pad_batch([[1] * 8], 0, multiple=4, limit=6)[0].shape == (1, 8)

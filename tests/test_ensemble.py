@@ -7,7 +7,7 @@ import pytest
 from sklearn.metrics import f1_score
 
 from comp.data import load_train
-from comp.ensemble import EnsembleError, average, run_ensemble
+from comp.ensemble import EnsembleError, average, fit_temperature, run_ensemble
 from comp.folds import folds_paths, make_folds
 from comp.io import sha256_file
 from tests.conftest import qa, small_config, write_csv
@@ -64,7 +64,9 @@ def test_averages_match_hand_computation(tmp_path):
     fake_run(config, "a", fold, oof_a, tests_a)
     fake_run(config, "b", fold, oof_b, tests_b)
     config.ensemble.weights = [3.0, 1.0]
+    config.ensemble.calibrate = False  # the hand computation averages the raw logits
     result = run_ensemble(config, ["a", "b"])
+    assert result.metrics["temperatures"] == [1.0, 1.0]
     saved = pl.read_parquet(result.out_dir / "test_logits.parquet")
     expected = 0.75 * (tests_a[0] + tests_a[1]) / 2 + 0.25 * (tests_b[0] + tests_b[1]) / 2
     np.testing.assert_allclose(saved["logits"].to_numpy(), expected, rtol=1e-5, atol=1e-6)
@@ -185,3 +187,38 @@ def test_class_bias_option_is_cross_fitted(tmp_path):
     config.ensemble.class_bias = True
     m = run_ensemble(config, ["x"]).metrics
     assert m["class_bias"] and 0 <= m["oof_macro_f1_adjusted_crossfit"] <= 1
+
+
+def test_fit_temperature_recovers_the_scale_of_calibrated_logits():
+    rng = np.random.default_rng(0)
+    z = 3 * rng.normal(size=(4000, 10))
+    p = np.exp(z - z.max(1, keepdims=True))
+    p /= p.sum(1, keepdims=True)
+    y = (p.cumsum(1) > rng.random((len(z), 1))).argmax(1)  # labels drawn from softmax(z)
+    for scale in (0.1, 1.0, 6.0):
+        assert fit_temperature(scale * z, y) == pytest.approx(scale, rel=0.1)
+    assert fit_temperature(np.zeros((4, 3)), np.array([0, 1, 2, 0])) == 1.0
+
+
+def test_calibration_lets_a_compressed_strong_model_count(tmp_path):
+    rng = np.random.default_rng(1)
+    labels = rng.integers(0, 4, 400).tolist()
+    config, y, fold = competition(tmp_path, labels, 4)
+    onehot = np.eye(4)[y]
+    strong = 0.05 * (4 * onehot + rng.normal(size=(400, 4)))  # right, on a squeezed scale
+    weak = 1.0 * onehot + 1.5 * rng.normal(size=(400, 4))
+    tests = [rng.normal(size=(3, 4)) for _ in range(2)]
+    fake_run(config, "strong", fold, strong, tests)
+    fake_run(config, "weak", fold, weak, tests)
+    config.ensemble.logit_adjustment = False
+    scores = {}
+    for calibrate in (False, True):
+        config.ensemble.calibrate = calibrate
+        config.ensemble.name = f"calibrate_{calibrate}"
+        scores[calibrate] = run_ensemble(config, ["strong", "weak"])
+    t_strong, t_weak = scores[True].metrics["temperatures"]
+    assert t_strong < 0.2 < 0.5 < t_weak  # the squeezed model is stretched, the weak damped
+    assert scores[True].metrics["oof_macro_f1"] > scores[False].metrics["oof_macro_f1"] + 0.1
+    saved = pl.read_parquet(scores[True].out_dir / "test_logits.parquet")["logits"].to_numpy()
+    expected = 0.5 * ((tests[0] + tests[1]) / 2 / t_strong + (tests[0] + tests[1]) / 2 / t_weak)
+    np.testing.assert_allclose(saved, expected, rtol=1e-4, atol=1e-5)

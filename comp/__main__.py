@@ -1,0 +1,5 @@
+"""`python -m comp` runs the CLI (useful where the `comp` script is not on PATH)."""
+
+from comp.cli import main
+
+main(prog_name="comp")
