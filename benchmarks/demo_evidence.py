@@ -6,6 +6,7 @@ Every row uses the same demo data (one scale) and the same folds. Tail classes a
 fewer than 50 training rows in the full-size competition (16 of 82), whatever the scale.
 
     python benchmarks/demo_evidence.py [--scale 0.1] [--steps 300] [--tfidf-c 4] [--work DIR]
+    python benchmarks/demo_evidence.py --scale 1 --tfidf-only --tfidf-c 0.5   # TF-IDF rows only
 
 Finished folds are skipped, so a rerun with the same --work only recomputes the ensembles.
 """
@@ -47,6 +48,34 @@ def scores(ensemble_dir: Path) -> dict:
     return out
 
 
+def transformer_rows(work: Path, base: list[str], tfidf_c: float, run, ensemble, console):
+    """Train the three tiny-transformer variants (skipping finished folds) and score them and
+    their ensembles with TF-IDF (tfidf.c = tfidf_c)."""
+    run("tiny_ce", "train.loss=ce")
+    run("tiny_ldam")
+    fragment = work / "boost.yaml"
+    if not fragment.is_file():  # kept on a rerun, so the boosted run's config stays the same
+        cfg = load_config([ROOT / "configs" / "demo.yaml"], [*base, "ensemble.name=tiny_ldam"])
+        run_ensemble(cfg, ["tiny_ldam"])
+        groups = confusions_command(cfg, "tiny_ldam", 0.1, 5, fragment, QUIET)
+        console.print(f"automatic boosting: {len(groups)} groups from tiny_ldam's OOF")
+    run("tiny_ldam_boost", layers=(fragment,))
+    tfidf, raw = f"tfidf_c{tfidf_c:g}", "ensemble.calibrate=false"
+    return {
+        "tiny transformer, CE": ensemble("e_ce", ["tiny_ce"]),
+        "tiny transformer, LDAM/DRW": ensemble("e_ldam", ["tiny_ldam"]),
+        "tiny transformer, LDAM/DRW + auto boost": ensemble("e_boost", ["tiny_ldam_boost"]),
+        "TF-IDF + LDAM/DRW, raw logits averaged": ensemble("e_mix_raw", [tfidf, "tiny_ldam"], raw),
+        "TF-IDF + LDAM/DRW, calibrated (the default)": ensemble("e_mix", [tfidf, "tiny_ldam"]),
+        "same, weights fitted on OOF (in-sample)": ensemble(
+            "e_mix_opt", [tfidf, "tiny_ldam"], optimize=True
+        ),
+        "TF-IDF + LDAM/DRW + boost, calibrated": ensemble(
+            "e_mix_boost", [tfidf, "tiny_ldam_boost"]
+        ),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--scale", type=float, default=0.1)
@@ -55,12 +84,14 @@ def main() -> None:
     parser.add_argument(
         "--tfidf-c", type=float, action="append", help="tfidf.c values to try (default: 4)"
     )
+    parser.add_argument("--tfidf-only", action="store_true", help="only the TF-IDF rows")
     args = parser.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="comp-evidence-"))
     base = [*workspace_overrides(work), f"demo.scale={args.scale}", f"train.steps={args.steps}"]
     config = load_config([ROOT / "configs" / "demo.yaml"], base)
     started = time.perf_counter()
-    train = prepare_demo(config, work / "tiny")
+    backbone = work / "tiny"  # kept on a rerun: its WordPiece training is not deterministic
+    train = prepare_demo(config, None if (backbone / "config.json").is_file() else backbone)
     console = Console()
     console.print(f"{len(train):,} train rows (scale {args.scale}), work folder {work}")
 
@@ -73,37 +104,21 @@ def main() -> None:
         train_folds(cfg, list(range(cfg.folds.k)), "cpu", False, QUIET)
         console.print(f"{name}: trained in {time.perf_counter() - tick:.0f} s")
 
-    def ensemble(name: str, experiments: list[str], optimize: bool = False) -> dict:
-        cfg = load_config([ROOT / "configs" / "demo.yaml"], [*base, f"ensemble.name={name}"])
+    def ensemble(name: str, experiments: list[str], *overrides: str, optimize=False) -> dict:
+        cfg = load_config(
+            [ROOT / "configs" / "demo.yaml"], [*base, f"ensemble.name={name}", *overrides]
+        )
         return scores(run_ensemble(cfg, experiments, optimize).out_dir)
 
     tfidf_cs = args.tfidf_c or [4.0]
     for c in tfidf_cs:
         run(f"tfidf_c{c:g}", "model.kind=tfidf", f"tfidf.c={c}")
-    run("tiny_ce", "train.loss=ce")
-    run("tiny_ldam")
-    cfg = load_config([ROOT / "configs" / "demo.yaml"], [*base, "ensemble.name=tiny_ldam"])
-    run_ensemble(cfg, ["tiny_ldam"])
-    fragment = work / "boost.yaml"
-    groups = confusions_command(cfg, "tiny_ldam", 0.1, 5, fragment, QUIET)
-    console.print(f"automatic boosting: {len(groups)} groups from tiny_ldam's OOF, {fragment}")
-    run("tiny_ldam_boost", layers=(fragment,))
-
-    tfidf = f"tfidf_c{tfidf_cs[0]:g}"  # the first --tfidf-c joins the ensembles
     rows = {f"TF-IDF, c {c:g}": ensemble(f"e_tfidf_c{c:g}", [f"tfidf_c{c:g}"]) for c in tfidf_cs}
-    rows |= {
-        "tiny transformer, CE": ensemble("e_ce", ["tiny_ce"]),
-        "tiny transformer, LDAM/DRW": ensemble("e_ldam", ["tiny_ldam"]),
-        "tiny transformer, LDAM/DRW + auto boost": ensemble("e_boost", ["tiny_ldam_boost"]),
-        "ensemble TF-IDF + LDAM/DRW": ensemble("e_mix", [tfidf, "tiny_ldam"]),
-        "same, weights fitted on OOF (in-sample)": ensemble(
-            "e_mix_opt", [tfidf, "tiny_ldam"], optimize=True
-        ),
-        "ensemble TF-IDF + LDAM/DRW + boost": ensemble("e_mix_boost", [tfidf, "tiny_ldam_boost"]),
-    }
+    if not args.tfidf_only:
+        rows |= transformer_rows(work, base, tfidf_cs[0], run, ensemble, console)
     table = Table(
-        title=f"demo competition, scale {args.scale} ({len(train):,} rows), "
-        f"5 folds, {args.steps} steps"
+        title=f"demo competition, scale {args.scale} ({len(train):,} rows), 5 folds"
+        + ("" if args.tfidf_only else f", {args.steps} steps")
     )
     for column in ("model", "OOF macro-F1", "tail macro-F1", "adjusted OOF", "adjusted tail"):
         table.add_column(column, justify="left" if column == "model" else "right")
