@@ -89,7 +89,9 @@ $(FOLDS_JSON): $(TRAIN_FILE) $(CONFIG)
 $(RUN_DIR)/fold%/metrics.json: $(FOLDS_JSON) $(BACKBONE_DEP) $(CONFIG) | $(TEST_FILES)
 	$(if $(GPUS),CUDA_VISIBLE_DEVICES=$(call gpu_of,$*)) $(COMP) train --config $(CONFIG) --fold $*
 
+# predict adds test sets configured after training (a no-op when every fold has them all).
 $(ENSEMBLE_DIR)/metrics.json: $(FOLD_METRICS)
+	$(COMP) predict --config $(CONFIG)
 	$(COMP) ensemble --config $(CONFIG)
 
 $(ENSEMBLE_DIR)/fold_scores.png: $(ENSEMBLE_DIR)/metrics.json

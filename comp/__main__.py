@@ -2,4 +2,5 @@
 
 from comp.cli import main
 
-main(prog_name="comp")
+if __name__ == "__main__":
+    main(prog_name="comp")

@@ -95,7 +95,8 @@ class TrainConfig:
     runs_dir: str = "runs"
     seed: int = 42
     device: str = "auto"  # auto = cuda if available, else cpu
-    compile: bool = False  # torch.compile the training passes (dynamic shapes; slow to compile)
+    compile: bool = False  # torch.compile the training passes (dynamic shapes; slow to compile;
+    # tried in single processes only, not under torchrun)
     pad_multiple: int = 32  # training batches padded to a multiple of this: few shapes for a GPU
     steps: int = 8000  # the paper: 8,000 steps, about 20 epochs at batch 64
     batch_size: int = 64  # effective batch (micro-batch x grad_accum)
@@ -346,14 +347,17 @@ _NOT_TRAINING = {
 
 
 def training_fingerprint(config: Config) -> str:
-    """sha256 of everything that shapes a fold's model (data.num_labels, model, tfidf, train):
-    a checkpoint or finished fold made under another fingerprint is not reused."""
+    """sha256 of everything in the config that shapes a fold's model (the data keys that make
+    inputs and labels, model, tfidf, train): a checkpoint or finished fold made under another
+    fingerprint is not reused. The data files themselves are checked by their sha256."""
     import hashlib
     import json
 
     train = {k: v for k, v in dataclasses.asdict(config.train).items() if k not in _NOT_TRAINING}
+    inputs = ("text_column", "label_column", "question_marker", "answer_marker")
     shaping = {
         "num_labels": config.data.num_labels,
+        "inputs": {key: getattr(config.data, key) for key in inputs},
         "model": dataclasses.asdict(config.model),
         "tfidf": dataclasses.asdict(config.tfidf),
         "train": train,

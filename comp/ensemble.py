@@ -18,6 +18,7 @@ import polars as pl
 from rich.console import Console
 from rich.table import Table
 
+from comp.calibration import fit_temperature
 from comp.config import Config, write_config
 from comp.errors import CompError
 from comp.folds import TRAIN_ONLY, folds_paths
@@ -46,6 +47,7 @@ class Predictions:
     oof: np.ndarray  # [rows, C]
     test_keys: pl.DataFrame  # set, Id: the order of the test logits
     test: np.ndarray  # [test rows, C]
+    temperature: float = 1.0  # both logits above are already divided by it
 
 
 def load_fold_assignment(config: Config) -> FoldAssignment:
@@ -76,32 +78,6 @@ def average(logits: list[np.ndarray], weights: np.ndarray, how: str) -> np.ndarr
         probs = sum(w * np.exp(log_softmax(z)) for w, z in zip(weights, logits, strict=True))
         return np.log(np.maximum(probs, 1e-30)).astype(np.float32)
     return sum(w * z for w, z in zip(weights, logits, strict=True)).astype(np.float32)
-
-
-def fit_temperature(logits: np.ndarray, y: np.ndarray, iterations: int = 30) -> float:
-    """The T that minimises the mean log-loss of softmax(logits / T) on rows with labels y.
-
-    Newton's method on beta = 1/T: the loss is convex in beta, with gradient mean(E_p[z] - z_y)
-    and curvature mean(Var_p[z]). Models' logits come on different scales (TF-IDF's are
-    compressed, a transformer's are often over-confident); dividing each by its T puts them on
-    one scale before they are averaged.
-    """
-    z = np.asarray(logits, dtype=np.float64)
-    z_true = z[np.arange(len(y)), y]
-    beta = 1.0
-    for _ in range(iterations):
-        p = np.exp(beta * z - (beta * z).max(axis=1, keepdims=True))
-        p /= p.sum(axis=1, keepdims=True)
-        mean_z = (p * z).sum(axis=1)
-        gradient = float(np.mean(mean_z - z_true))
-        curvature = float(np.mean((p * z * z).sum(axis=1) - mean_z**2))
-        if curvature <= 1e-12:  # constant logits: any T is as good as any other
-            break
-        step = gradient / curvature
-        beta = beta - step if beta - step > 0 else beta / 2  # stay positive
-        if abs(step) < 1e-6 * beta:
-            break
-    return float(1.0 / beta)
 
 
 def load_experiment(config: Config, experiment: str, folds: FoldAssignment) -> Predictions:
@@ -150,10 +126,17 @@ def load_experiment(config: Config, experiment: str, folds: FoldAssignment) -> P
     rows = oof["row"].to_numpy()
     if rows.size != np.unique(rows).size:
         raise EnsembleError(f"experiment '{experiment}': a row is in two folds' OOF files")
-    weights = np.ones(len(test_parts))
-    return Predictions(
-        rows, _logits(oof), keys, average(test_parts, weights, config.ensemble.average)
-    )
+    oof_logits, temperature = _logits(oof), 1.0
+    if config.ensemble.calibrate:
+        try:
+            temperature = fit_temperature(oof_logits, folds.labels[rows])
+        except ValueError as error:
+            raise EnsembleError(f"experiment '{experiment}': {error}") from None
+    # each fold's test logits are scaled before the folds are averaged: with average=probs the
+    # test side then matches the OOF side, softmax(z / T)
+    folds_test = [z / temperature for z in test_parts]
+    test = average(folds_test, np.ones(len(folds_test)), config.ensemble.average)
+    return Predictions(rows, oof_logits / temperature, keys, test, temperature)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -324,11 +307,7 @@ def run_ensemble(config: Config, experiments: list[str], optimize: bool | None =
     y, fold_ids = folds.labels[rows], folds.fold[rows]
     # One scalar per model, fitted by log-loss on all its OOF rows (not by the score, so the
     # OOF macro-F1 stays honest up to one parameter per model).
-    temperatures = [fit_temperature(p.oof, y) if cfg.calibrate else 1.0 for p in preds]
-    preds = [
-        Predictions(p.rows, p.oof / t, p.test_keys, p.test / t)
-        for p, t in zip(preds, temperatures, strict=True)
-    ]
+    temperatures = [p.temperature for p in preds]
     if cfg.weights and len(cfg.weights) != len(experiments):
         raise EnsembleError(
             f"ensemble.weights has {len(cfg.weights)} values for {len(experiments)} experiments"

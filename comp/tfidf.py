@@ -32,12 +32,11 @@ import scipy.sparse as sp
 from joblib import Parallel, delayed
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-from scipy.optimize import minimize_scalar
-from scipy.special import log_softmax
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.svm import LinearSVC
 
+from comp.calibration import fit_temperature
 from comp.config import Config, TfidfConfig, write_config
 from comp.data import TestData, TrainData, load_tests, load_train
 from comp.errors import CompError
@@ -50,6 +49,8 @@ MODEL_FILE = "tfidf_model.pkl"
 MODEL_FORMAT = 1
 ABSENT_SCORE = -1.0e4  # the logit of a class that had no training rows in the fold
 SEPARATOR = " \n "  # between question and answer; the word tokenizer drops it
+
+SVM_SCALE_BOUNDS = (np.exp(-5.0), np.exp(5.0))  # T for LinearSVC scores, fitted on training rows
 
 
 @dataclass
@@ -160,17 +161,6 @@ def raw_scores(x: sp.csr_matrix, coef: np.ndarray, intercept: np.ndarray) -> np.
     return np.asarray(x @ coef.T, dtype=np.float64) + intercept
 
 
-def fit_temperature(scores: np.ndarray, labels: np.ndarray) -> float:
-    """The multiplier s minimising softmax cross-entropy of s * scores (searched on log s)."""
-
-    def loss(log_s: float) -> float:
-        return float(
-            -log_softmax(np.exp(log_s) * scores, axis=1)[np.arange(len(labels)), labels].mean()
-        )
-
-    return float(np.exp(minimize_scalar(loss, bounds=(-5.0, 5.0), method="bounded").x))
-
-
 def fit_tfidf(
     cfg: TfidfConfig,
     questions: list[str],
@@ -186,7 +176,8 @@ def fit_tfidf(
     scale = 1.0
     if cfg.classifier == "svm":
         scores = raw_scores(x, coef, intercept)[:, present]
-        scale = fit_temperature(scores, np.searchsorted(np.flatnonzero(present), labels))
+        labels_present = np.searchsorted(np.flatnonzero(present), labels)
+        scale = 1.0 / fit_temperature(scores, labels_present, bounds=SVM_SCALE_BOUNDS)
     return TfidfModel(vectorizers, coef, intercept, present, scale)
 
 

@@ -66,11 +66,16 @@ class RunData:
 
 
 def resolve_device(name: str) -> torch.device:
+    """The torch device for `name` (auto, cpu, cuda, cuda:N); a CUDA device is made current, so
+    that pinned copies and caches do not open a context on GPU 0 as well."""
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        name = "cuda" if torch.cuda.is_available() else "cpu"
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise CompError(f"--device {name}: CUDA is not available on this machine")
-    return torch.device(name)
+    device = torch.device(name)
+    if device.type == "cuda" and device.index is not None:
+        torch.cuda.set_device(device)
+    return device
 
 
 def experiment_dir(config: Config) -> Path:
@@ -81,18 +86,18 @@ def fold_dir(config: Config, fold: int) -> Path:
     return experiment_dir(config) / f"fold{fold}"
 
 
-def finished_metrics(config: Config, fold: int, folds_sha256: str) -> dict | None:
-    """The fold's metrics if it finished on the current folds and training config; None if it
-    must (re)train."""
+def finished_metrics(
+    config: Config, fold: int, folds_sha256: str, train_sha256: str
+) -> dict | None:
+    """The fold's metrics if it finished on the current train file, folds and training config;
+    None if it must (re)train."""
     path = fold_dir(config, fold) / METRICS
     if not path.is_file():
         return None
     metrics = json.loads(path.read_text(encoding="utf-8"))
-    same = (metrics.get("folds_sha256"), metrics.get("config_sha256")) == (
-        folds_sha256,
-        training_fingerprint(config),
-    )
-    return metrics if same else None
+    made_with = ("folds_sha256", "train_sha256", "config_sha256")
+    now = (folds_sha256, train_sha256, training_fingerprint(config))
+    return metrics if tuple(metrics.get(key) for key in made_with) == now else None
 
 
 def seed_everything(seed: int) -> None:
@@ -309,10 +314,10 @@ def train_fold(
     dist.barrier()  # every rank decides from the same files
     if checkpoint_path.is_file():
         state = torch.load(checkpoint_path, map_location=device, weights_only=False)
-        made_with = (state.get("folds_sha256"), state.get("config_sha256"))
-        if made_with != (data.folds_sha256, training_fingerprint(config)):
+        made_with = tuple(state.get(k) for k in ("folds_sha256", "train_sha256", "config_sha256"))
+        if made_with != (data.folds_sha256, data.train.sha256, training_fingerprint(config)):
             console.print(
-                f"fold {fold}: {checkpoint_path} was made with other folds or another training "
+                f"fold {fold}: {checkpoint_path} was made with other data, folds or training "
                 "config; restarting"
             )
             state = None
@@ -375,7 +380,7 @@ def train_fold(
             if position == 0 or not order:
                 order = epoch_batches(lengths, cfg.batch_size, cfg.seed, fold, epoch)
             batch = shard(train_rows[order[position]], dist)
-            batch_loss = torch.zeros((), device=device)  # read once a step: one host sync
+            batch_loss = torch.zeros((), device=device)  # the loss is read once a step
             # grad_accum micro-batches a step, the same count on every rank (equal shares); a
             # batch with fewer rows than ranks is empty everywhere and changes no weight
             micro_size = max(1, -(-len(batch) // cfg.grad_accum))
@@ -431,6 +436,7 @@ def train_fold(
                         "best": best,
                         "history": history,
                         "folds_sha256": data.folds_sha256,
+                        "train_sha256": data.train.sha256,
                         "config_sha256": training_fingerprint(config),
                     },
                     checkpoint_path,
@@ -540,9 +546,11 @@ def train_folds(
         raise CompError("train.eval_every and train.checkpoint_every must be at least 1")
     csv_path = folds_paths(config)[0]
     folds_sha256 = sha256_file(csv_path) if csv_path.is_file() else ""
+    train_path = Path(config.data.train)
+    train_sha256 = sha256_file(train_path) if train_path.is_file() else ""
     results, todo = [], []
     for fold in folds:
-        saved = None if force else finished_metrics(config, fold, folds_sha256)
+        saved = None if force else finished_metrics(config, fold, folds_sha256, train_sha256)
         if saved is None:
             todo.append(fold)
             continue

@@ -6,8 +6,9 @@ import polars as pl
 import pytest
 from sklearn.metrics import f1_score
 
+from comp.calibration import TEMPERATURE_RANGE, fit_temperature
 from comp.data import load_train
-from comp.ensemble import EnsembleError, average, fit_temperature, run_ensemble
+from comp.ensemble import EnsembleError, average, log_softmax, run_ensemble
 from comp.folds import folds_paths, make_folds
 from comp.io import sha256_file
 from tests.conftest import qa, small_config, write_csv
@@ -198,6 +199,36 @@ def test_fit_temperature_recovers_the_scale_of_calibrated_logits():
     for scale in (0.1, 1.0, 6.0):
         assert fit_temperature(scale * z, y) == pytest.approx(scale, rel=0.1)
     assert fit_temperature(np.zeros((4, 3)), np.array([0, 1, 2, 0])) == 1.0
+
+
+def test_fit_temperature_stays_in_range_and_refuses_bad_logits():
+    y = np.array([0, 1, 2, 0])
+    separable, wrong = 5 * np.eye(3)[y], -5 * np.eye(3)[y]
+    low, high = TEMPERATURE_RANGE
+    assert low <= fit_temperature(separable, y) < 0.25  # best T -> 0: stops small, not at 0
+    assert fit_temperature(wrong, y) == pytest.approx(high)  # best T -> infinity: the edge
+    for bad in (np.nan, np.inf):
+        logits = np.zeros((4, 3))
+        logits[1, 2] = bad
+        with pytest.raises(ValueError, match="NaN or infinite"):
+            fit_temperature(logits, y)
+
+
+def test_calibrated_probability_average_treats_oof_and_test_alike(tmp_path):
+    config, y, fold = competition(tmp_path, [0, 1, 2] * 20, 3)
+    rng = np.random.default_rng(2)
+    oof = 0.2 * (3 * np.eye(3)[y] + rng.normal(size=(60, 3)))
+    # every fold's test logits equal to OOF rows: the ensemble's test output must then be the
+    # same function of them as its OOF output
+    tests = [oof[:3], oof[:3]]
+    fake_run(config, "a", fold, oof, tests)
+    config.ensemble.average, config.ensemble.logit_adjustment = "probs", False
+    result = run_ensemble(config, ["a"])
+    t = result.metrics["temperatures"][0]
+    saved_oof = pl.read_parquet(result.out_dir / "oof.parquet")["logits"].to_numpy()
+    saved_test = pl.read_parquet(result.out_dir / "test_logits.parquet")["logits"].to_numpy()
+    np.testing.assert_allclose(saved_test, saved_oof[:3], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(saved_test, log_softmax(oof[:3] / t), rtol=1e-5, atol=1e-5)
 
 
 def test_calibration_lets_a_compressed_strong_model_count(tmp_path):

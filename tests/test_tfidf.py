@@ -1,6 +1,7 @@
 """model.kind: tfidf, trained in the fold frame by `train_folds` and reloaded for prediction."""
 
 import json
+import os
 import pickle
 from pathlib import Path
 
@@ -17,7 +18,6 @@ from comp.predict import predict_folds
 from comp.tfidf import (
     ABSENT_SCORE,
     MODEL_FILE,
-    fit_temperature,
     fit_tfidf,
     load_model,
     predict_tfidf,
@@ -83,9 +83,11 @@ def test_folds_write_every_file_and_learn(tfidf_root):
 def test_finished_fold_is_skipped(tfidf_root):
     config = demo_config(tfidf_root, **TFIDF)
     metrics = fold_dir(config, 0) / "metrics.json"
-    before = metrics.read_bytes()
+    before, an_hour_ago = metrics.read_bytes(), metrics.stat().st_mtime - 3600
+    os.utime(metrics, (an_hour_ago, an_hour_ago))
     results = train_folds(config, [0], "cpu", False, QUIET)
     assert results[0].skipped and metrics.read_bytes() == before
+    assert metrics.stat().st_mtime > an_hour_ago + 1800  # touched: checked against the config
 
 
 def test_predict_reproduces_the_folds_test_logits(tfidf_root):
@@ -146,13 +148,6 @@ def test_one_class_is_an_error():
     questions, answers = toy_rows([0, 0, 0])
     with pytest.raises(CompError, match="fewer than two classes"):
         fit_tfidf(TfidfConfig(min_df=1), questions, answers, np.zeros(3, dtype=np.int64), 4)
-
-
-def test_temperature_fits_a_known_scale():
-    rng = np.random.default_rng(0)
-    logits = rng.normal(size=(4000, 5)) * 2.0
-    labels = np.array([rng.choice(5, p=np.exp(z) / np.exp(z).sum()) for z in logits])
-    assert fit_temperature(logits / 3.0, labels) == pytest.approx(3.0, rel=0.1)
 
 
 def test_model_file_of_another_format_is_refused(tmp_path):

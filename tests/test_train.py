@@ -1,4 +1,6 @@
 import json
+import os
+from pathlib import Path
 
 import numpy as np
 import polars as pl
@@ -9,8 +11,10 @@ from rich.console import Console
 from comp.data import load_tests, load_train
 from comp.errors import CompError
 from comp.features import EncodedTexts
+from comp.folds import folds_paths
+from comp.io import sha256_file
 from comp.model import Classifier
-from comp.train import collate, parse_folds, train_folds
+from comp.train import collate, finished_metrics, parse_folds, train_folds
 from tests.conftest import TRAINED, demo_config, tiny_bert
 
 QUIET = Console(quiet=True)
@@ -60,10 +64,11 @@ def test_finished_fold_is_skipped_unless_forced(demo_root):
     )
     train_folds(config, [0], "cpu", False, QUIET)
     metrics = demo_root / "runs" / "skip" / "fold0" / "metrics.json"
-    content, stamp = metrics.read_bytes(), metrics.stat().st_mtime_ns
+    content, an_hour_ago = metrics.read_bytes(), metrics.stat().st_mtime - 3600
+    os.utime(metrics, (an_hour_ago, an_hour_ago))
     assert train_folds(config, [0], "cpu", False, QUIET)[0].skipped
     # unchanged, but touched: make sees the fold checked against a newer config file
-    assert metrics.read_bytes() == content and metrics.stat().st_mtime_ns > stamp
+    assert metrics.read_bytes() == content and metrics.stat().st_mtime > an_hour_ago + 1800
     assert not train_folds(config, [0], "cpu", True, QUIET)[0].skipped
     assert metrics.read_bytes() != content  # retrained: a new wall time at least
 
@@ -183,6 +188,16 @@ def test_fold_trained_with_another_training_config_is_retrained(demo_root):
     assert not train_folds(other, [0], "cpu", False, QUIET)[0].skipped
 
 
+def test_finished_fold_counts_only_for_the_same_train_file_and_input_keys(demo_root):
+    config = demo_config(demo_root, **TRAINED)
+    folds_sha = sha256_file(folds_paths(config)[0])
+    train_sha = sha256_file(Path(config.data.train))
+    assert finished_metrics(config, 0, folds_sha, train_sha) is not None
+    assert finished_metrics(config, 0, folds_sha, "another train file") is None
+    other_marker = demo_config(demo_root, **{**TRAINED, "data.question_marker": "سؤال"})
+    assert finished_metrics(other_marker, 0, folds_sha, train_sha) is None
+
+
 def test_padding_to_a_multiple_leaves_the_logits_unchanged():
     torch.manual_seed(0)
     backbone = tiny_bert(hidden=32, dropout=0.1)
@@ -226,10 +241,13 @@ def test_compile_and_pad_multiple_reach_the_training_passes(demo_root, monkeypat
             "train.steps": 3,
             "train.eval_every": 3,
             "train.compile": True,
-            "train.pad_multiple": 16,
+            "train.pad_multiple": 32,
+            "model.max_len": 40,
+            "model.answer_min_tokens": 10,
         },
     )
     train_folds(config, [0], "cpu", False, QUIET)
     assert compiled == [{"dynamic": True}]
     assert len(widths) == 2 * 3  # ids and token types of 3 steps; evaluation is not rounded
-    assert all(w % 16 == 0 or w == config.model.max_len for w in widths), widths
+    # up to 32 tokens: 32; longer (at most max_len 40): 64 capped at max_len
+    assert set(widths) <= {32, 40} and 40 in widths, widths
