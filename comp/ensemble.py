@@ -23,6 +23,7 @@ from comp.config import Config, write_config
 from comp.errors import CompError
 from comp.folds import TRAIN_ONLY, folds_paths
 from comp.io import sha256_file, write_all_atomically
+from comp.metrics import class_counts, macro_f1_from_counts
 
 ENSEMBLES_DIR = "ensembles"
 
@@ -149,14 +150,6 @@ def class_counts_by_fold(y: np.ndarray, pred: np.ndarray, fold_ids: np.ndarray, 
     predicted = np.bincount(fold_ids * c + pred, minlength=k * c).reshape(k, c)
     true = np.bincount(fold_ids * c + y, minlength=k * c).reshape(k, c)
     return tp, predicted, true
-
-
-def macro_f1_from_counts(tp: np.ndarray, predicted: np.ndarray, true: np.ndarray) -> float:
-    denominator = predicted + true
-    present = denominator > 0
-    if not present.any():
-        return 0.0
-    return float((2 * tp[present] / denominator[present]).mean())
 
 
 def cross_fit_tau(
@@ -397,9 +390,7 @@ def run_ensemble(config: Config, experiments: list[str], optimize: bool | None =
 
 def _per_class_table(y, pred, train_counts, names) -> pl.DataFrame:
     c = len(train_counts)
-    tp = np.bincount(y[y == pred], minlength=c)
-    predicted = np.bincount(pred, minlength=c)
-    true = np.bincount(y, minlength=c)
+    tp, predicted, true = class_counts(y, pred, c)
     precision = np.divide(tp, predicted, out=np.zeros(c), where=predicted > 0)
     recall = np.divide(tp, true, out=np.zeros(c), where=true > 0)
     f1 = np.divide(2 * tp, predicted + true, out=np.zeros(c), where=(predicted + true) > 0)
