@@ -19,8 +19,8 @@ from sklearn.metrics import f1_score
 from sklearn.model_selection import StratifiedKFold
 from sklearn.multiclass import OneVsRestClassifier
 
-from comp.categories import CONFUSABLE_GROUPS, LABEL_BY_ENGLISH, NUM_CLASSES
-from comp.demo import ANSWER_MARKER, QUESTION_MARKER, generate_demo
+from comp.demo.categories import CONFUSABLE_GROUPS, LABEL_BY_ENGLISH, NUM_CLASSES
+from comp.demo.generator import ANSWER_MARKER, QUESTION_MARKER, generate_demo
 
 _QUESTION_RE = re.compile(rf"^\s*{QUESTION_MARKER}[ \t]*\n-*\n?")
 _ANSWER_RE = re.compile(rf"\n[ \t]*{ANSWER_MARKER}[ \t]*\n-*\n?")

@@ -24,13 +24,13 @@ import polars as pl
 from rich.console import Console
 from rich.table import Table
 
-from comp.categories import CATEGORIES
 from comp.config import load_config
 from comp.confusions import confusions_command
+from comp.demo.categories import CATEGORIES
 from comp.ensemble import run_ensemble
 from comp.metrics import per_class_f1
-from comp.pipeline import prepare_demo, workspace_overrides
-from comp.train import train_folds
+from comp.runs.frame import train_folds
+from comp.workspace import prepare_demo, workspace_overrides
 
 ROOT = Path(__file__).resolve().parents[1]
 QUIET = Console(quiet=True)

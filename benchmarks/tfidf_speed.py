@@ -1,6 +1,6 @@
 """Speed and score of `model.kind: tfidf` on the full-size demo competition (27,950 train rows).
 
-Builds the demo in a temporary folder, makes 5 folds and times `train_tfidf_folds` over all of
+Builds the demo in a temporary folder, makes 5 folds and times `train_folds` over all of
 them (data loading, features, fitting, scoring 5,590 validation and 18,635 test rows a fold, and
 writing the fold files), then prints each fold's OOF macro-F1, the overall OOF macro-F1 and the
 total wall time. Target: all 5 folds under 120 s on 2 CPU cores.
@@ -24,9 +24,9 @@ from rich.table import Table
 
 from comp.config import load_config
 from comp.metrics import macro_f1
-from comp.pipeline import prepare_demo
-from comp.tfidf import train_tfidf_folds
-from comp.train import fold_dir
+from comp.runs.frame import train_folds
+from comp.runs.layout import OOF, fold_dir
+from comp.workspace import prepare_demo
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGET_S = 120.0
@@ -61,9 +61,9 @@ def main() -> None:
         prepare_demo(config)
         folds = list(range(config.folds.k))
         started = time.perf_counter()
-        results = train_tfidf_folds(config, folds, console)
+        results = train_folds(config, folds, None, True, console)
         total_s = time.perf_counter() - started
-        oof = pl.concat([pl.read_parquet(fold_dir(config, k) / "oof.parquet") for k in folds])
+        oof = pl.concat([pl.read_parquet(fold_dir(config, k) / OOF) for k in folds])
         logits = np.stack(oof["logits"].to_numpy())
         overall = macro_f1(oof["label"].to_numpy(), logits.argmax(1), config.data.num_labels)
 

@@ -20,9 +20,10 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-import comp.train as train_module
 from comp.config import load_config
-from comp.pipeline import prepare_demo, workspace_overrides
+from comp.runs.frame import train_folds
+from comp.runs.layout import METRICS, fold_dir
+from comp.workspace import prepare_demo, workspace_overrides
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -42,7 +43,6 @@ def main() -> None:
         ],
     )
     prepare_demo(config, work / "tiny")
-    data = train_module.load_run_data(config)
     table = Table(
         title=f"configs/demo.yaml on {platform.processor() or platform.machine()}, "
         f"{os.cpu_count()} cores, torch threads {torch.get_num_threads()}, "
@@ -52,8 +52,8 @@ def main() -> None:
         table.add_column(column, justify="right")
     for fgm in (True, False):
         config.train.fgm, config.train.experiment = fgm, f"fgm_{fgm}"
-        train_module.train_fold(config, data, 0, torch.device("cpu"), Console(quiet=True))
-        m = json.loads((train_module.fold_dir(config, 0) / "metrics.json").read_text())
+        train_folds(config, [0], "cpu", True, Console(quiet=True))
+        m = json.loads((fold_dir(config, 0) / METRICS).read_text())
         table.add_row(
             f"FGM {'on' if fgm else 'off'}",
             f"{m['samples_per_s']:.1f}",

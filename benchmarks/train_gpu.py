@@ -2,7 +2,7 @@
 
 Random init from a BertConfig with ARBERTv2's sizes (12 layers, hidden 768, vocab 100,000, 512
 positions), the demo competition's length mix, batch 64, bf16, FGM on. Runs comp's own training
-loop (`comp.train.train_fold`) once per variant, in one process: length-bucketed batches with
+loop (`comp train`'s fold frame) once per variant, in one process: length-bucketed batches with
 lengths rounded up to a multiple of 32 (the recipe's `train.pad_multiple`), bucketed with exact
 lengths, random batches padded to max_len (the notebook habit) and, with --compile, bucketed
 under `train.compile`. Each variant gets 3 untimed warm-up steps. Prints samples/s, tokens/s,
@@ -30,11 +30,16 @@ import torch.nn.functional as F
 from rich.console import Console
 from rich.table import Table
 
-import comp.train as train_module
-from comp.backbone import quiet_transformers, train_wordpiece
+import comp.kinds.transformer.batches as batches_module
+import comp.kinds.transformer.loop as loop_module
 from comp.config import load_config
-from comp.encoding import pad_batch
-from comp.pipeline import prepare_demo, training_texts, workspace_overrides
+from comp.kinds.transformer.backbone import quiet_transformers, train_wordpiece, training_texts
+from comp.kinds.transformer.encoding import pad_batch
+from comp.kinds.transformer.inference import predict_logits
+from comp.kinds.transformer.run import encode_run
+from comp.runs.frame import fold_fingerprint, load_run_inputs, train_folds
+from comp.runs.layout import METRICS, fold_dir
+from comp.workspace import prepare_demo, workspace_overrides
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -63,35 +68,34 @@ def padded_batches(lengths, batch_size, seed, fold, epoch):
     return [order[i : i + batch_size].tolist() for i in range(0, len(order), batch_size)]
 
 
-def run(config, data, device, padded: bool, max_len: int) -> dict:
-    original_batches, original_pad = train_module.epoch_batches, train_module.pad_batch
+def run(config, device, padded: bool, max_len: int) -> dict:
+    original_batches, original_pad = loop_module.epoch_batches, batches_module.pad_batch
     if padded:
-        train_module.epoch_batches = padded_batches
+        loop_module.epoch_batches = padded_batches
 
         def pad_to_max(seqs, pad_id, *_):  # real tokens keep mask 1: tokens/s counts them only
             ids, mask = pad_batch(seqs, pad_id)
             extra = max_len - ids.shape[1]
             return F.pad(ids, (0, extra), value=pad_id), F.pad(mask, (0, extra), value=0)
 
-        train_module.pad_batch = pad_to_max
+        batches_module.pad_batch = pad_to_max
     try:
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats()
-        train_module.train_fold(config, data, 0, device, Console(quiet=True))
+        train_folds(config, [0], str(device), True, Console(quiet=True))
     finally:
-        train_module.epoch_batches, train_module.pad_batch = original_batches, original_pad
-    out = train_module.fold_dir(config, 0)
-    return json.loads((out / "metrics.json").read_text())
+        loop_module.epoch_batches, batches_module.pad_batch = original_batches, original_pad
+    return json.loads((fold_dir(config, 0) / METRICS).read_text())
 
 
 def time_evaluation(config, data, device, rows: int) -> float:
     """Seconds to predict `rows` validation rows with the bucketed run's model (bf16 on CUDA)."""
-    from comp.model import build_classifier
+    from comp.kinds.transformer.model import build_classifier
 
     model = build_classifier(config, pretrained=True).to(device)
-    picked = np.arange(min(rows, len(data.train.labels)))
-    predict = train_module.predict_logits
-    args = (model, data.encoded_train, picked, config.train.eval_batch_size)
+    picked = np.arange(min(rows, len(data.train)))
+    predict = predict_logits
+    args = (model, data.train, picked, config.train.eval_batch_size)
     predict(*args, data.tokenizer.pad_token_id, device, 1.0)  # warm-up
     if device.type == "cuda":
         torch.cuda.synchronize()
@@ -138,7 +142,7 @@ def main() -> None:
     config = load_config([ROOT / "configs" / "demo.yaml"], overrides)
     train = prepare_demo(config)
     build_backbone(training_texts(train), work / "backbone", args.smoke)
-    data = train_module.load_run_data(config)
+    data = encode_run(load_run_inputs(config, fold_fingerprint(config)))
     # The paper's fold: 8,000 steps, an evaluation every 500 on the validation fold (a fifth of
     # the rows), then test logits for 18,634 rows.
     val_rows = len(train) // 5
@@ -167,12 +171,12 @@ def main() -> None:
             config.train.experiment = f"{experiment}_warm-up"
             config.train.steps = config.train.eval_every = 3
             started = time.perf_counter()
-            run(config, data, device, padded, max_len)
+            run(config, device, padded, max_len)
             warmup_s = time.perf_counter() - started
             config.train.experiment = experiment
             config.train.steps = config.train.eval_every = steps
             started = time.perf_counter()
-            metrics = run(config, data, device, padded, max_len)
+            metrics = run(config, device, padded, max_len)
         except Exception as error:  # a compile failure must not lose the other figures
             print(f"{name}: failed: {type(error).__name__}: {error}", flush=True)
             continue

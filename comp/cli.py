@@ -55,9 +55,12 @@ def config_options(command):
     @functools.wraps(command)
     def wrapper(*args, config_paths, overrides, **kwargs):
         from comp.config import load_config
+        from comp.kinds import check_kind
 
         paths = list(config_paths) or [os.environ.get("COMP_CONFIG", DEFAULT_CONFIG)]
-        return command(*args, config=load_config(paths, overrides), **kwargs)
+        config = load_config(paths, overrides)
+        check_kind(config.model.kind)
+        return command(*args, config=config, **kwargs)
 
     return wrapper
 
@@ -78,7 +81,7 @@ def main() -> None:
 def demo_data(config, scale: float | None, seed: int | None, out_dir: str | None) -> None:
     """Write the built-in synthetic demo competition (AbjadMed format)."""
     from comp.config import validate
-    from comp.demo_writer import write_demo_files
+    from comp.demo.writer import write_demo_files
 
     if scale is not None:
         config.demo.scale = scale
@@ -121,9 +124,8 @@ def backbone_tiny(
     config, out_dir: str, vocab_size: int, hidden: int, layers: int, heads: int
 ) -> None:
     """Train a WordPiece tokenizer on the training text and save a small random BERT."""
-    from comp.backbone import build_tiny_backbone
     from comp.data import load_train
-    from comp.pipeline import training_texts
+    from comp.kinds.transformer.backbone import build_tiny_backbone, training_texts
 
     if hidden > 256:
         raise click.BadParameter("at most 256 for a tiny backbone", param_hint="--hidden")
@@ -161,7 +163,8 @@ def train(config, fold_spec: str, device: str | None, force: bool, gpus: str | N
     """Train one model per fold; writes runs/<experiment>/fold<K>/.
 
     One fold on several GPUs: torchrun --nproc_per_node N -m comp.cli train --fold K."""
-    from comp.train import parse_folds, train_folds, train_folds_on_gpus
+    from comp.runs.frame import parse_folds, train_folds
+    from comp.runs.launch import train_folds_on_gpus
 
     folds = parse_folds(fold_spec, config.folds.k)
     if gpus:
@@ -183,7 +186,7 @@ def train(config, fold_spec: str, device: str | None, force: bool, gpus: str | N
 @click.option("--force", is_flag=True, help="Predict every configured set again.")
 def predict(config, set_names: tuple[str, ...], device: str | None, force: bool) -> None:
     """Run each fold's best model on test sets that arrived after training."""
-    from comp.predict import predict_folds
+    from comp.runs.predict import predict_folds
 
     predict_folds(config, list(set_names), device, force, _console())
 
@@ -214,15 +217,16 @@ def ensemble(
 @click.option("--name", help="Ensemble name; default ensemble.name.")
 def report(config, name: str | None) -> None:
     """PNG figures of an ensemble: per-class F1 vs count, confusions, per-fold scores."""
-    from comp.ensemble import ensemble_dir, load_fold_assignment
+    from comp.folds import label_names
     from comp.report import write_report
+    from comp.runs.layout import METRICS, ensemble_dir
 
     if name:
         config.ensemble.name = name
     folder = ensemble_dir(config)
-    if not (folder / "metrics.json").is_file():
+    if not (folder / METRICS).is_file():
         raise CompError(f"{folder}: no ensemble found; run `comp ensemble` first")
-    for path in write_report(folder, load_fold_assignment(config).label_names):
+    for path in write_report(folder, label_names(config)):
         _console().print(f"wrote {path}")
 
 
@@ -306,7 +310,7 @@ def confusions(
 def show_config(config, as_make: bool) -> None:
     """Print the resolved config (defaults, files and --set overrides merged)."""
     from comp.config import dump_config
-    from comp.pipeline import make_variables
+    from comp.makefile import make_variables
 
     if as_make:
         for key, value in make_variables(config).items():
@@ -319,7 +323,7 @@ def show_config(config, as_make: bool) -> None:
 @config_options
 def summary(config) -> None:
     """OOF macro-F1, local scores of the submission (if an answer key is set) and its path."""
-    from comp.pipeline import print_summary
+    from comp.makefile import print_summary
 
     print_summary(config, _console())
 

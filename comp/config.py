@@ -1,8 +1,8 @@
 """Typed configuration: dataclass defaults, YAML files merged on top, `--set key=value` on top of
 that. Unknown keys and values of the wrong type are errors that name the key.
 
-The defaults are the seed paper's recipe for AbjadMed (DESIGN.md §3); `configs/*.yaml` restate
-or change them per competition.
+The defaults are the seed paper's recipe for AbjadMed (README, "The recipe"); `configs/*.yaml`
+restate or change them per competition.
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ class FoldsConfig:
 
 @dataclass
 class ModelConfig:
-    kind: str = "transformer"
+    kind: str = "transformer"  # a model kind of comp.kinds.KINDS: transformer | tfidf
     backbone: str = "UBC-NLP/ARBERTv2"  # hub id or local folder (from_pretrained format)
     max_len: int = 512
     answer_min_tokens: int = 50  # head-tail truncation keeps at least this much answer
@@ -87,6 +87,7 @@ class TfidfConfig:
     classifier: str = "logreg"  # logreg | svm (LinearSVC, scores used as logits)
     c: float = 0.5  # inverse regularisation strength (tuned on the full-size demo)
     class_weight: str = "balanced"  # balanced | none
+    seed: int = 42  # liblinear's shuffling of the rows
 
 
 @dataclass
@@ -309,7 +310,6 @@ def validate(config: Config) -> None:
             len({t.name for t in config.data.test_sets}) == len(config.data.test_sets),
             "data.test_sets: names must be unique",
         ),
-        (config.model.kind in ("transformer", "tfidf"), "model.kind must be transformer or tfidf"),
         (config.model.head in ("linear", "cosine"), "model.head must be linear or cosine"),
         (config.tfidf.classifier in ("logreg", "svm"), "tfidf.classifier must be logreg or svm"),
         (config.tfidf.class_weight in ("balanced", "none"), "tfidf.class_weight: balanced or none"),
@@ -319,6 +319,10 @@ def validate(config: Config) -> None:
             "train.batch_size must be a multiple of train.grad_accum",
         ),
         (config.train.steps >= 1, "train.steps must be at least 1"),
+        (
+            config.train.eval_every >= 1 and config.train.checkpoint_every >= 1,
+            "train.eval_every and train.checkpoint_every must be at least 1",
+        ),
         (config.train.pad_multiple >= 1, "train.pad_multiple must be at least 1"),
         (config.ensemble.average in ("logits", "probs"), "ensemble.average: logits or probs"),
         (config.ensemble.tau_step > 0, "ensemble.tau_step must be positive"),
@@ -331,38 +335,6 @@ def validate(config: Config) -> None:
     for ok, message in checks:
         if not ok:
             raise ConfigError(message)
-
-
-# Keys that change where or how often things are written, not the model a fold produces.
-_NOT_TRAINING = {
-    "experiment",
-    "runs_dir",
-    "device",
-    "compile",
-    "pad_multiple",
-    "eval_batch_size",
-    "eval_every",
-    "checkpoint_every",
-}
-
-
-def training_fingerprint(config: Config) -> str:
-    """sha256 of everything in the config that shapes a fold's model (the data keys that make
-    inputs and labels, model, tfidf, train): a checkpoint or finished fold made under another
-    fingerprint is not reused. The data files themselves are checked by their sha256."""
-    import hashlib
-    import json
-
-    train = {k: v for k, v in dataclasses.asdict(config.train).items() if k not in _NOT_TRAINING}
-    inputs = ("text_column", "label_column", "question_marker", "answer_marker")
-    shaping = {
-        "num_labels": config.data.num_labels,
-        "inputs": {key: getattr(config.data, key) for key in inputs},
-        "model": dataclasses.asdict(config.model),
-        "tfidf": dataclasses.asdict(config.tfidf),
-        "train": train,
-    }
-    return hashlib.sha256(json.dumps(shaping, sort_keys=True).encode()).hexdigest()
 
 
 def config_to_dict(config: Config) -> dict:

@@ -18,7 +18,6 @@ rows going anywhere) is what `min_rows`, the evidence floor C[i, j] + C[j, i], i
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,10 +27,11 @@ from rich.markup import escape
 from rich.table import Table
 
 from comp.config import Config
-from comp.ensemble import ensemble_dir, read_chosen_logits
+from comp.ensemble import read_chosen_logits
 from comp.errors import CompError
-from comp.folds import folds_paths
+from comp.folds import label_names
 from comp.io import write_text_atomically
+from comp.runs.layout import OOF, ensemble_dir
 
 DEFAULT_THRESHOLD = 0.1  # >= 10% of one class's rows predicted as the other
 DEFAULT_MIN_ROWS = 5  # rows confused between the two classes, both directions together
@@ -160,21 +160,10 @@ def boost_classes(groups: list[ConfusableGroup]) -> list[int]:
 # The command
 
 
-def _label_names(config: Config, num_labels: int) -> list[str]:
-    path = folds_paths(config)[1]
-    try:
-        names = json.loads(path.read_text(encoding="utf-8")).get("label_names")
-    except (OSError, ValueError, AttributeError):
-        names = None
-    if isinstance(names, list) and len(names) == num_labels:
-        return [str(name) for name in names]
-    return [str(i) for i in range(num_labels)]
-
-
 def load_oof_predictions(config: Config, name: str) -> tuple[Path, np.ndarray, np.ndarray, str]:
     """(oof.parquet path, true labels, predicted labels, logits column used) of an ensemble."""
     parquet, frame, column = read_chosen_logits(
-        ensemble_dir(config, name), "oof.parquet", ["label"], config.data.num_labels
+        ensemble_dir(config, name), OOF, ["label"], config.data.num_labels
     )
     pred = frame[column].to_numpy().reshape(len(frame), -1).argmax(axis=1)
     return parquet, frame["label"].to_numpy(), pred, column
@@ -223,7 +212,7 @@ def confusions_command(
     c = config.data.num_labels
     parquet, y, pred, column = load_oof_predictions(config, name)
     groups = find_confusable_groups(y, pred, c, threshold, min_rows)
-    names = _label_names(config, c)
+    names = label_names(config)
     classes = boost_classes(groups)
 
     title = (

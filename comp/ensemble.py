@@ -21,23 +21,23 @@ from rich.table import Table
 from comp.calibration import fit_temperature
 from comp.config import Config, write_config
 from comp.errors import CompError
-from comp.folds import TRAIN_ONLY, folds_paths
-from comp.io import sha256_file, write_all_atomically
+from comp.folds import TRAIN_ONLY, FoldAssignment, folds_paths, load_fold_assignment
+from comp.io import write_all_atomically
 from comp.metrics import class_counts, macro_f1_from_counts
-
-ENSEMBLES_DIR = "ensembles"
+from comp.runs.layout import (
+    CONFIG,
+    METRICS,
+    OOF,
+    PER_CLASS,
+    TEST_LOGITS,
+    ensemble_dir,
+    fold_dir,
+)
+from comp.runs.outputs import read_json, read_logits_parquet
 
 
 class EnsembleError(CompError):
     pass
-
-
-@dataclass
-class FoldAssignment:
-    labels: np.ndarray
-    fold: np.ndarray
-    label_names: list[str]
-    sha256: str
 
 
 @dataclass
@@ -49,18 +49,6 @@ class Predictions:
     test_keys: pl.DataFrame  # set, Id: the order of the test logits
     test: np.ndarray  # [test rows, C]
     temperature: float = 1.0  # both logits above are already divided by it
-
-
-def load_fold_assignment(config: Config) -> FoldAssignment:
-    csv_path, json_path, _ = folds_paths(config)
-    if not csv_path.is_file() or not json_path.is_file():
-        raise EnsembleError(f"{csv_path}: no folds found; run `comp make-folds` first")
-    frame = pl.read_csv(csv_path)
-    meta = json.loads(json_path.read_text(encoding="utf-8"))
-    names = meta.get("label_names") or [str(i) for i in range(config.data.num_labels)]
-    return FoldAssignment(
-        frame["label"].to_numpy(), frame["fold"].to_numpy(), names, sha256_file(csv_path)
-    )
 
 
 def _logits(frame: pl.DataFrame, column: str = "logits") -> np.ndarray:
@@ -81,46 +69,54 @@ def average(logits: list[np.ndarray], weights: np.ndarray, how: str) -> np.ndarr
     return sum(w * z for w, z in zip(weights, logits, strict=True)).astype(np.float32)
 
 
+def _read_fold(
+    config: Config, experiment: str, k: int, folds: FoldAssignment
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """One finished fold's OOF rows (checked against the fold file) and test logits."""
+    out = fold_dir(config, k, experiment)
+    rebuild = f"comp train --fold {k} --set train.experiment={experiment}"
+    if not (out / METRICS).is_file():
+        raise EnsembleError(
+            f"{out}: fold {k} of experiment '{experiment}' is missing or unfinished; "
+            f"run `comp train --fold {k}` (with train.experiment={experiment})"
+        )
+    metrics = read_json(out / METRICS, rebuild)
+    if metrics.get("folds_sha256") != folds.sha256:
+        raise EnsembleError(
+            f"{out}: trained on other folds than {folds_paths(config)[0]} "
+            f"(sha256 {str(metrics.get('folds_sha256'))[:12]} vs {folds.sha256[:12]}); "
+            "every model of an ensemble must use the same folds"
+        )
+    oof = read_logits_parquet(out / OOF, rebuild, ["row"], config.data.num_labels)
+    expected = np.flatnonzero(folds.fold == k)
+    rows = oof["row"].to_numpy()
+    if rows.size != np.unique(rows).size:
+        dup = rows[np.flatnonzero(np.diff(np.sort(rows)) == 0)[:5]]
+        raise EnsembleError(f"{out / OOF}: duplicated rows {dup.tolist()}")
+    if not np.array_equal(np.sort(rows), expected):
+        missing = np.setdiff1d(expected, rows)[:5].tolist()
+        extra = np.setdiff1d(rows, expected)[:5].tolist()
+        raise EnsembleError(
+            f"{out / OOF}: rows do not match fold {k} of the fold file "
+            f"(missing {missing}, not in this fold {extra})"
+        )
+    tests = read_logits_parquet(out / TEST_LOGITS, rebuild, ["set", "Id"], config.data.num_labels)
+    return oof, tests
+
+
 def load_experiment(config: Config, experiment: str, folds: FoldAssignment) -> Predictions:
     """One experiment's K folds: OOF rows checked against the fold file, test logits averaged."""
-    base = Path(config.train.runs_dir) / experiment
     oof_parts, test_parts, keys = [], [], None
     for k in range(config.folds.k):
-        out = base / f"fold{k}"
-        if not (out / "metrics.json").is_file():
-            raise EnsembleError(
-                f"{out}: fold {k} of experiment '{experiment}' is missing or unfinished; "
-                f"run `comp train --fold {k}` (with train.experiment={experiment})"
-            )
-        metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
-        if metrics.get("folds_sha256") != folds.sha256:
-            raise EnsembleError(
-                f"{out}: trained on other folds than {folds_paths(config)[0]} "
-                f"(sha256 {str(metrics.get('folds_sha256'))[:12]} vs {folds.sha256[:12]}); "
-                "every model of an ensemble must use the same folds"
-            )
-        oof = pl.read_parquet(out / "oof.parquet")
-        expected = np.flatnonzero(folds.fold == k)
-        rows = oof["row"].to_numpy()
-        if rows.size != np.unique(rows).size:
-            dup = rows[np.flatnonzero(np.diff(np.sort(rows)) == 0)[:5]]
-            raise EnsembleError(f"{out}/oof.parquet: duplicated rows {dup.tolist()}")
-        if not np.array_equal(np.sort(rows), expected):
-            missing = np.setdiff1d(expected, rows)[:5].tolist()
-            extra = np.setdiff1d(rows, expected)[:5].tolist()
-            raise EnsembleError(
-                f"{out}/oof.parquet: rows do not match fold {k} of the fold file "
-                f"(missing {missing}, not in this fold {extra})"
-            )
-        oof_parts.append(oof.select("row", "logits"))
-        tests = pl.read_parquet(out / "test_logits.parquet")
+        oof, tests = _read_fold(config, experiment, k, folds)
+        oof_parts.append(oof)
         these = tests.select("set", "Id")
         if keys is None:
             keys = these
         elif not these.equals(keys):
             raise EnsembleError(
-                f"{out}/test_logits.parquet: test sets or Ids differ from fold 0's; "
-                "run `comp predict` so every fold has the same test sets"
+                f"{fold_dir(config, k, experiment) / TEST_LOGITS}: test sets or Ids differ from "
+                "fold 0's; run `comp predict` so every fold has the same test sets"
             )
         test_parts.append(_logits(tests))
     oof = pl.concat(oof_parts).sort("row")
@@ -247,42 +243,23 @@ class EnsembleResult:
     confused: list[tuple[str, str, int, float]]
 
 
-def ensemble_dir(config: Config, name: str | None = None) -> Path:
-    return Path(config.train.runs_dir) / ENSEMBLES_DIR / (name or config.ensemble.name)
-
-
 def read_chosen_logits(
     out: Path, file: str, keys: list[str], num_labels: int
 ) -> tuple[Path, pl.DataFrame, str]:
     """(parquet path, frame of `keys` + the chosen logits column, its name) from an ensemble
     folder: `logits_adjusted` when the ensemble applies the adjustment, else `logits`."""
-    parquet, metrics_path = out / file, out / "metrics.json"
+    parquet, metrics_path = out / file, out / METRICS
     for path in (parquet, metrics_path):
         if not path.is_file():
             raise EnsembleError(f"{path}: not found; run `comp ensemble` first")
-    try:
-        metrics = json.loads(metrics_path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise EnsembleError(
-            f"{metrics_path}: not valid JSON ({exc}); re-run `comp ensemble`"
-        ) from None
-    apply = metrics.get("apply_adjustment") if isinstance(metrics, dict) else None
+    metrics = read_json(metrics_path, "comp ensemble")
+    apply = metrics.get("apply_adjustment")
     if not isinstance(apply, bool):
         raise EnsembleError(
             f"{metrics_path}: no boolean 'apply_adjustment'; re-run `comp ensemble`"
         )
     column = "logits_adjusted" if apply else "logits"
-    try:
-        frame = pl.read_parquet(parquet, columns=[*keys, column])
-    except (pl.exceptions.PolarsError, OSError) as exc:
-        reason = str(exc).strip().splitlines()[0]
-        raise EnsembleError(f"{parquet}: cannot read ({reason}); re-run `comp ensemble`") from None
-    width = getattr(frame.schema[column], "size", None)
-    if width != num_labels:
-        raise EnsembleError(
-            f"{parquet}: column '{column}' is {frame.schema[column]}, expected "
-            f"Array(Float32, {num_labels}) (data.num_labels); re-run `comp ensemble`"
-        )
+    frame = read_logits_parquet(parquet, "comp ensemble", keys, num_labels, column)
     return parquet, frame, column
 
 
@@ -376,13 +353,11 @@ def run_ensemble(config: Config, experiments: list[str], optimize: bool | None =
     )
     write_all_atomically(
         {
-            out / "config.yaml": lambda p: write_config(config, p),
-            out / "oof.parquet": oof_frame.write_parquet,
-            out / "test_logits.parquet": test_frame.write_parquet,
-            out / "per_class.csv": per_class.write_csv,
-            out / "metrics.json": lambda p: p.write_text(
-                json.dumps(metrics, indent=1), encoding="utf-8"
-            ),
+            out / CONFIG: lambda p: write_config(config, p),
+            out / OOF: oof_frame.write_parquet,
+            out / TEST_LOGITS: test_frame.write_parquet,
+            out / PER_CLASS: per_class.write_csv,
+            out / METRICS: lambda p: p.write_text(json.dumps(metrics, indent=1), encoding="utf-8"),
         }
     )
     return EnsembleResult(out, metrics, per_class, confused)

@@ -24,7 +24,7 @@ from rich.table import Table
 from comp.config import Config, write_config
 from comp.data import TrainData
 from comp.errors import CompError
-from comp.io import write_all_atomically
+from comp.io import sha256_file, write_all_atomically
 
 TRAIN_ONLY = -1
 FORMAT_VERSION = 1
@@ -193,6 +193,42 @@ def load_folds(config: Config, train: TrainData) -> np.ndarray:
     if frame.height != len(train) or not np.array_equal(frame["label"].to_numpy(), train.labels):
         raise FoldsError(f"{csv_path}: rows or labels do not match {train.path}; {again}")
     return frame["fold"].to_numpy().astype(np.int64)
+
+
+@dataclass
+class FoldAssignment:
+    """The fold file as everything after training reads it."""
+
+    labels: np.ndarray
+    fold: np.ndarray
+    label_names: list[str]
+    sha256: str  # every model of an ensemble must come from these folds
+
+
+def label_names(config: Config) -> list[str]:
+    """The class names recorded with the folds (from the train file's category column); the
+    label ids as text where there are none. Names are for display only."""
+    json_path = folds_paths(config)[1]
+    try:
+        names = json.loads(json_path.read_text(encoding="utf-8")).get("label_names")
+    except (OSError, ValueError, AttributeError):
+        names = None
+    if isinstance(names, list) and len(names) == config.data.num_labels:
+        return [str(name) for name in names]
+    return [str(i) for i in range(config.data.num_labels)]
+
+
+def load_fold_assignment(config: Config) -> FoldAssignment:
+    csv_path, json_path, _ = folds_paths(config)
+    if not csv_path.is_file() or not json_path.is_file():
+        raise FoldsError(f"{csv_path}: no folds found; run `comp make-folds` first")
+    try:
+        frame = pl.read_csv(csv_path, schema_overrides={"label": pl.Int64, "fold": pl.Int64})
+        labels, fold = frame["label"].to_numpy(), frame["fold"].to_numpy()
+    except (pl.exceptions.PolarsError, OSError) as exc:
+        reason = str(exc).strip().splitlines()[0]
+        raise FoldsError(f"{csv_path}: unreadable ({reason}); run `comp make-folds`") from None
+    return FoldAssignment(labels, fold, label_names(config), sha256_file(csv_path))
 
 
 def print_fold_summary(report: FoldReport, label_names: list[str], console: Console) -> None:

@@ -39,12 +39,18 @@ from comp.data import (
     rows_phrase,
 )
 from comp.data import read_csv as read_data_csv
-from comp.ensemble import ensemble_dir, read_chosen_logits
+from comp.ensemble import read_chosen_logits
 from comp.errors import CompError
 from comp.io import atomic_path, write_all_atomically
 from comp.metrics import macro_f1
+from comp.runs.layout import (
+    COMBINED,
+    TEST_LOGITS,
+    ensemble_dir,
+    submission_config_path,
+    submission_path,
+)
 
-COMBINED = "combined"  # submissions/<name>_combined.csv: every test set's rows, in config order
 USAGES = ("Public", "Private")  # the answer key's Usage values
 TOP_LABELS = 5  # labels shown in the histogram of each written submission
 _INTEGER = r"^[+-]?[0-9]+$"
@@ -249,7 +255,7 @@ def write_submission(
 def _load_ensemble(config: Config) -> tuple[Path, pl.DataFrame, str]:
     """(parquet path, frame of set/Id/chosen logits, chosen column) of the configured ensemble."""
     parquet, frame, column = read_chosen_logits(
-        ensemble_dir(config), "test_logits.parquet", ["set", "Id"], config.data.num_labels
+        ensemble_dir(config), TEST_LOGITS, ["set", "Id"], config.data.num_labels
     )
     return parquet, frame.with_columns(pl.col("Id").cast(pl.String).str.strip_chars()), column
 
@@ -314,20 +320,20 @@ def make_submissions(config: Config, console: Console, combined: bool | None = N
         )
     labels = [_labels_for(frame, column, test, parquet) for test in tests]
 
-    name = config.submit.name or config.ensemble.name
-    out = Path(config.submit.dir)
     files = [
-        (out / f"{name}_{test.name}.csv", test, lab)
+        (submission_path(config, test.name), test, lab)
         for test, lab in zip(tests, labels, strict=True)
     ]
     if combined:
-        files.append((out / f"{name}_{COMBINED}.csv", combined_test(tests), np.concatenate(labels)))
+        files.append(
+            (submission_path(config, COMBINED), combined_test(tests), np.concatenate(labels))
+        )
 
     def writer(path: Path, test: TestData, lab: np.ndarray):
         return lambda tmp: _write_checked(tmp, path, test.ids, lab, test, data)
 
     writers = {path: writer(path, test, lab) for path, test, lab in files}
-    writers[out / f"{name}.config.yaml"] = lambda tmp: write_config(config, tmp)
+    writers[submission_config_path(config)] = lambda tmp: write_config(config, tmp)
     write_all_atomically(writers)
 
     table = Table(title=f"submissions from {escape(str(parquet))} ({column})")

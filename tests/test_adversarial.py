@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from comp.adversarial import FGM
+from comp.kinds.transformer.fgm import FGM
 from tests.conftest import tiny_bert
 
 

@@ -111,6 +111,8 @@ def test_bad_config_exits_2(tmp_path):
     config = folds_config(tmp_path)
     result = run("make-folds", "--config", str(config), "--set", "folds.kay=3")
     assert result.exit_code == 2 and "unknown config key 'folds.kay'" in result.output
+    result = run("show-config", "--config", str(config), "--set", "model.kind=svm")
+    assert result.exit_code == 2 and "model.kind 'svm': unknown (known: tfidf" in result.output
     result = run("make-folds", "--config", str(tmp_path / "nope.yaml"))
     assert result.exit_code == 2 and "config file not found" in result.output
 
@@ -219,10 +221,10 @@ def test_train_refuses_folds_from_other_data(demo_root, tmp_path):
     assert "made from other data" in result.output and "comp make-folds" in result.output
 
 
-def test_ensemble_report_submit_check_and_score(trained_root, tmp_path):
-    from tests.conftest import TRAINED, demo_config
+def test_ensemble_report_submit_check_and_score(trained_root, trained_copy, tmp_path):
+    from tests.conftest import trained_copy_config
 
-    config = demo_config(trained_root, **TRAINED)
+    config = trained_copy_config(trained_root, trained_copy)
     config.submit.dir = str(tmp_path / "submissions")
     path = str(write_config(tmp_path, config))
 
@@ -233,9 +235,9 @@ def test_ensemble_report_submit_check_and_score(trained_root, tmp_path):
     result = run("ensemble", "--config", path, "--name", "cli")
     assert result.exit_code == 0, result.output
     assert "OOF macro-F1" in result.output and "most confused" in result.output
-    ensemble = trained_root / "runs" / "ensembles" / "cli"
+    ensemble = trained_copy / "runs" / "ensembles" / "cli"
     metrics = json.loads((ensemble / "metrics.json").read_text())
-    assert metrics["oof_rows"] == len(pl.read_csv(trained_root / "folds" / "demo.csv"))
+    assert metrics["oof_rows"] == len(pl.read_csv(trained_copy / "folds" / "demo.csv"))
     assert metrics["experiments"] == ["two_folds"]
 
     result = run("report", "--config", path, "--name", "cli")
@@ -268,11 +270,11 @@ def test_ensemble_report_submit_check_and_score(trained_root, tmp_path):
     assert run("score", "--config", path, str(tmp_path / "none.csv")).exit_code == 2
 
 
-def test_confusions_command_writes_a_loadable_fragment(trained_root, tmp_path):
+def test_confusions_command_writes_a_loadable_fragment(trained_root, trained_copy, tmp_path):
     from comp.config import load_config
-    from tests.conftest import TRAINED, demo_config
+    from tests.conftest import trained_copy_config
 
-    config = demo_config(trained_root, **TRAINED)
+    config = trained_copy_config(trained_root, trained_copy)
     config.ensemble.name = "confusions"
     path = str(write_config(tmp_path, config))
     assert run("ensemble", "--config", path).exit_code == 0

@@ -6,7 +6,6 @@ import polars as pl
 import pytest
 from rich.console import Console
 
-from comp.categories import CONFUSABLE_GROUPS, LABEL_BY_ENGLISH
 from comp.config import Config, load_config
 from comp.confusions import (
     ConfusionsError,
@@ -15,6 +14,7 @@ from comp.confusions import (
     find_confusable_groups,
     pair_rates,
 )
+from comp.demo.categories import CONFUSABLE_GROUPS, LABEL_BY_ENGLISH
 from comp.ensemble import EnsembleError
 from comp.errors import CompError
 from comp.folds import folds_paths
@@ -150,7 +150,7 @@ def demo_oof() -> tuple[np.ndarray, np.ndarray]:
     from sklearn.model_selection import StratifiedKFold, cross_val_predict
     from sklearn.svm import LinearSVC
 
-    from comp.demo import generate_demo
+    from comp.demo.generator import generate_demo
 
     train = generate_demo(scale=0.3, seed=1).train
     x = TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True).fit_transform(
@@ -352,10 +352,10 @@ def test_bad_metrics_and_width_are_user_errors(tmp_path):
     y, pred = from_matrix(hand_made())
     out = fake_ensemble(config, pred, y, y, apply=False)
     (out / "metrics.json").write_text("{}")
-    with pytest.raises(EnsembleError, match="apply_adjustment"):
+    with pytest.raises(CompError, match="apply_adjustment"):
         confusions_command(config, None, 0.1, 5, None, console())
     (out / "metrics.json").write_text(json.dumps({"apply_adjustment": False}))
     config.data.num_labels = 7
-    with pytest.raises(EnsembleError, match="data.num_labels"):
+    with pytest.raises(CompError, match="data.num_labels"):
         confusions_command(config, None, 0.1, 5, None, console())
     assert not (out / "boost_classes.yaml").exists()

@@ -4,8 +4,8 @@ import numpy as np
 import polars as pl
 import pytest
 
-from comp.categories import CATEGORIES, CONFUSABLE_GROUPS, LABEL_BY_ENGLISH, NUM_CLASSES
-from comp.demo import ANSWER_MARKER, QUESTION_MARKER, class_train_counts, generate_demo
+from comp.demo.categories import CATEGORIES, CONFUSABLE_GROUPS, LABEL_BY_ENGLISH, NUM_CLASSES
+from comp.demo.generator import ANSWER_MARKER, QUESTION_MARKER, class_train_counts, generate_demo
 
 EASTERN_DIGIT = re.compile("[٠-٩]")
 _QUESTION_RE = re.compile(rf"^\s*{QUESTION_MARKER}[ \t]*\n-+\n")

@@ -10,7 +10,7 @@ import sys
 import polars as pl
 
 from comp.config import dump_config
-from comp.distributed import Dist, shard
+from comp.kinds.transformer.distributed import Dist, shard
 from tests.conftest import demo_config
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "COLUMNS": "200"}
@@ -60,6 +60,7 @@ def test_torchrun_two_ranks_on_gloo_train_one_fold(demo_root, tmp_path):
         ["--fold", "0", "--device", "cpu"],
     )
     assert done.stdout.count("training results") == 1  # rank 0 alone reports
+    assert done.stdout.count("fold 0: val macro-F1") == 1  # and writes the fold's outputs
     out = demo_root / "runs" / "ddp" / "fold0"
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["world_size"] == 2

@@ -182,12 +182,35 @@ def test_adjustment_applied_when_it_helps_on_every_fold(tmp_path):
 
 
 def test_class_bias_option_is_cross_fitted(tmp_path):
+    """Fold f's adjusted OOF logits come from a τ and biases fitted on the other folds only:
+    relabelling fold 0's rows (class counts unchanged, so the prior too) leaves fold 0's
+    adjusted logits bit for bit as they were, and moves fold 1's, which learn from fold 0."""
     config, y, fold = competition(tmp_path, [0, 1, 2] * 8, 3)
     rng = np.random.default_rng(3)
-    fake_run(config, "x", fold, rng.normal(size=(24, 3)), [np.zeros((3, 3))] * 2)
+    logits = rng.normal(size=(24, 3)) + 1.5 * np.eye(3)[y]
     config.ensemble.class_bias = True
-    m = run_ensemble(config, ["x"]).metrics
-    assert m["class_bias"] and 0 <= m["oof_macro_f1_adjusted_crossfit"] <= 1
+    config.ensemble.calibrate = False  # T is fitted on every OOF row by design (README)
+
+    def adjusted_oof(experiment: str) -> np.ndarray:
+        fake_run(config, experiment, fold, logits, [np.zeros((3, 3))] * 2)
+        result = run_ensemble(config, [experiment])
+        assert result.metrics["class_bias"]
+        frame = pl.read_parquet(result.out_dir / "oof.parquet")
+        return frame.sort("row")["logits_adjusted"].to_numpy()
+
+    before = adjusted_oof("x")
+    csv_path = folds_paths(config)[0]
+    folds = pl.read_csv(csv_path)
+    in_fold0 = np.flatnonzero(fold == 0)
+    shuffled = folds["label"].to_numpy().copy()
+    shuffled[in_fold0] = (shuffled[in_fold0] + 1) % 3  # 4 rows of each class either way
+    assert (shuffled[in_fold0] != y[in_fold0]).all()
+    assert np.array_equal(np.bincount(shuffled), np.bincount(y))
+    folds.with_columns(pl.Series("label", shuffled)).write_csv(csv_path)
+    after = adjusted_oof("y")  # the fold file changed: a run on the new one
+
+    np.testing.assert_array_equal(after[fold == 0], before[fold == 0])
+    assert not np.array_equal(after[fold == 1], before[fold == 1])
 
 
 def test_fit_temperature_recovers_the_scale_of_calibrated_logits():

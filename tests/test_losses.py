@@ -5,7 +5,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from comp.losses import CosineHead, drw_class_weights, ldam_loss, ldam_margins, recipe_loss
+from comp.kinds.transformer.losses import drw_class_weights, ldam_loss, ldam_margins, recipe_loss
+from comp.kinds.transformer.model import CosineHead
 
 LOGITS = [[2.0, 0.5, -1.0, 0.3], [0.1, 1.5, 0.2, -0.4], [-0.3, 0.0, 0.8, 2.2]]
 TARGETS = [0, 2, 3]

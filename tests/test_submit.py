@@ -345,14 +345,14 @@ def test_make_submissions_with_a_stale_ensemble(config, kwargs, message):
 def test_make_submissions_with_another_label_count(config):
     fake_ensemble(config, apply=False)
     config.data.num_labels = 5
-    with pytest.raises(EnsembleError, match=r"Array\(Float32, 5\) \(data.num_labels\)"):
+    with pytest.raises(CompError, match=r"Array\(Float32, 5\) \(data.num_labels\)"):
         make_submissions(config, QUIET)
 
 
 def test_make_submissions_without_apply_adjustment(config):
     out = fake_ensemble(config, apply=False)
     (out / "metrics.json").write_text("{}")
-    with pytest.raises(EnsembleError, match="no boolean 'apply_adjustment'"):
+    with pytest.raises(CompError, match="no boolean 'apply_adjustment'"):
         make_submissions(config, QUIET)
 
 

@@ -1,7 +1,6 @@
-"""model.kind: tfidf, trained in the fold frame by `train_folds` and reloaded for prediction."""
+"""model.kind: tfidf: what it learns, its classifiers, and its model file."""
 
 import json
-import os
 import pickle
 from pathlib import Path
 
@@ -10,40 +9,23 @@ import polars as pl
 import pytest
 from rich.console import Console
 
-from comp.config import TestSet as NamedTestSet
 from comp.config import TfidfConfig
-from comp.data import load_tests, load_train
+from comp.data import load_tests
 from comp.errors import CompError
-from comp.predict import predict_folds
-from comp.tfidf import (
+from comp.kinds.tfidf import (
     ABSENT_SCORE,
     MODEL_FILE,
     fit_tfidf,
     load_model,
-    predict_tfidf,
+    predict,
     tfidf_logits,
 )
-from comp.train import fold_dir, train_folds
+from comp.runs.frame import train_folds
+from comp.runs.layout import fold_dir
 from tests.conftest import demo_config
 
 QUIET = Console(quiet=True)
 TFIDF = {"model.kind": "tfidf", "train.experiment": "tfidf_t"}
-METRIC_KEYS = {
-    "fold",
-    "val_macro_f1",
-    "val_rows",
-    "folds_sha256",
-    "train_sha256",
-    "per_class_f1",
-    "best_step",
-    "history",
-    "wall_s",
-    "samples_per_s",
-    "tokens_per_s",
-    "peak_memory_mb",
-    "device",
-    "model_kind",
-}
 
 
 @pytest.fixture(scope="module")
@@ -54,66 +36,26 @@ def tfidf_root(demo_root: Path) -> Path:
     return demo_root
 
 
-def test_folds_write_every_file_and_learn(tfidf_root):
+def test_folds_learn_and_record_the_classifier(tfidf_root):
+    """The shared outputs are the contract test's (tests/test_kinds.py); here, what TF-IDF adds."""
     config = demo_config(tfidf_root, **TFIDF)
-    train = load_train(config.data)
-    tests = load_tests(config)
-    folds = pl.read_csv(tfidf_root / "folds" / "demo.csv")["fold"].to_numpy()
     chance = 1 / config.data.num_labels
     for fold in (0, 1):
-        out = fold_dir(config, fold)
-        metrics = json.loads((out / "metrics.json").read_text())
-        assert set(metrics) >= METRIC_KEYS
-        assert metrics["model_kind"] == "tfidf" and metrics["device"] == "cpu"
-        assert metrics["best_step"] == 0 and metrics["history"] == []
+        metrics = json.loads((fold_dir(config, fold) / "metrics.json").read_text())
         assert metrics["val_macro_f1"] > 10 * chance
-        assert metrics["samples_per_s"] > 0 and metrics["peak_memory_mb"] > 0
-        assert len(metrics["per_class_f1"]) == config.data.num_labels
-        assert (out / "config.yaml").is_file() and (out / MODEL_FILE).is_file()
-        oof = pl.read_parquet(out / "oof.parquet")
-        assert oof["row"].to_list() == np.flatnonzero(folds == fold).tolist()
-        assert oof["label"].to_list() == train.labels[folds == fold].tolist()
-        assert oof["logits"].dtype.shape == (config.data.num_labels,)
-        test_frame = pl.read_parquet(out / "test_logits.parquet")
-        assert test_frame["Id"].to_list() == [i for t in tests for i in t.ids]
-        assert test_frame["set"].unique(maintain_order=True).to_list() == ["public", "private"]
-        assert np.isfinite(np.stack(test_frame["logits"].to_numpy())).all()
+        assert metrics["device"] == "cpu" and metrics["classifier"] == "logreg"
+        assert metrics["num_features"] > 0 and metrics["logit_scale"] == 1.0
+        assert metrics["best_step"] == 0 and metrics["history"] == []
 
 
-def test_finished_fold_is_skipped(tfidf_root):
-    config = demo_config(tfidf_root, **TFIDF)
-    metrics = fold_dir(config, 0) / "metrics.json"
-    before, an_hour_ago = metrics.read_bytes(), metrics.stat().st_mtime - 3600
-    os.utime(metrics, (an_hour_ago, an_hour_ago))
-    results = train_folds(config, [0], "cpu", False, QUIET)
-    assert results[0].skipped and metrics.read_bytes() == before
-    assert metrics.stat().st_mtime > an_hour_ago + 1800  # touched: checked against the config
-
-
-def test_predict_reproduces_the_folds_test_logits(tfidf_root):
+def test_predict_reproduces_the_folds_test_logits_exactly(tfidf_root):
     config = demo_config(tfidf_root, **TFIDF)
     public = load_tests(config)[0]
     for fold in (0, 1):
         frame = pl.read_parquet(fold_dir(config, fold) / "test_logits.parquet")
         saved = np.stack(frame.filter(pl.col("set") == "public")["logits"].to_numpy())
-        again = predict_tfidf(fold_dir(config, fold), public.questions, public.answers)
+        (again,) = predict(fold_dir(config, fold), config, [public], "cpu", tfidf_root)
         np.testing.assert_array_equal(again, saved)
-
-
-def test_predict_folds_uses_the_tfidf_model(tfidf_root):
-    config = demo_config(tfidf_root, **TFIDF)
-    config.data.test_sets.append(NamedTestSet("public_copy", config.data.test_sets[0].path))
-    assert predict_folds(config, [], "cpu", False, QUIET) == {
-        0: ["public_copy"],
-        1: ["public_copy"],
-    }
-    for fold in (0, 1):
-        path = fold_dir(config, fold) / "test_logits.parquet"
-        frame = pl.read_parquet(path)
-        original = frame.filter(pl.col("set") == "public")["logits"].to_numpy()
-        copy = frame.filter(pl.col("set") == "public_copy")["logits"].to_numpy()
-        np.testing.assert_array_equal(np.stack(copy), np.stack(original))
-        frame.filter(pl.col("set") != "public_copy").write_parquet(path)  # as the others expect
 
 
 def test_svm_classifier(demo_root):

@@ -73,23 +73,49 @@ def backbone_from_config(config_dir: str | Path):
         return AutoModel.from_config(config)
 
 
+def training_texts(train) -> list[str]:
+    """Question and answer of every train row (a TrainData), as one text: what the tiny
+    backbone's tokenizer is trained on."""
+    return [f"{q}\n{a}" for q, a in zip(train.questions, train.answers, strict=True)]
+
+
 def train_wordpiece(texts: Sequence[str], vocab_size: int, max_len: int = 512):
-    """A WordPiece tokenizer trained on `texts`, wrapped as a transformers fast tokenizer.
+    """A WordPiece tokenizer trained on `texts`, wrapped as a transformers fast tokenizer; the
+    same texts always give the same vocabulary.
 
     Accents and case are kept: without do_lower_case=False and strip_accents=False the saved
-    config would, on reload, strip Arabic hamza (أ -> ا) and change ids silently."""
+    config would, on reload, strip Arabic hamza (أ -> ا) and change ids silently.
+
+    The trainer gives the `##` continuation pieces ids in hash-map order, and merges with equal
+    counts are broken by id, so the same texts can give another vocabulary from run to run
+    (huggingface/tokenizers#1794). Declaring every `##<char>` up front, in sorted order, as a
+    special token of the trainer fixes their ids; the tokenizer is then rebuilt from the trained
+    vocabulary with only the real special tokens."""
     from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
     from transformers import BertTokenizerFast
 
-    tokenizer = Tokenizer(models.WordPiece(unk_token="[UNK]"))
-    tokenizer.normalizer = normalizers.BertNormalizer(
+    normalizer = normalizers.BertNormalizer(
         clean_text=True, handle_chinese_chars=True, strip_accents=False, lowercase=False
     )
-    tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    chars = {
+        char
+        for text in texts
+        for word, _ in pre_tokenizer.pre_tokenize_str(normalizer.normalize_str(text))
+        for char in word
+    }
     trainer = trainers.WordPieceTrainer(
-        vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS, show_progress=False
+        vocab_size=vocab_size,
+        special_tokens=SPECIAL_TOKENS + [f"##{char}" for char in sorted(chars)],
+        show_progress=False,
     )
-    tokenizer.train_from_iterator(texts, trainer)
+    trained = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    trained.normalizer, trained.pre_tokenizer = normalizer, pre_tokenizer
+    trained.train_from_iterator(texts, trainer)
+
+    tokenizer = Tokenizer(models.WordPiece(vocab=trained.get_vocab(), unk_token="[UNK]"))
+    tokenizer.normalizer, tokenizer.pre_tokenizer = normalizer, pre_tokenizer
+    tokenizer.add_special_tokens(SPECIAL_TOKENS)
     return BertTokenizerFast(
         tokenizer_object=tokenizer,
         do_lower_case=False,

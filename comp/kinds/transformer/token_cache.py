@@ -1,7 +1,7 @@
 """Tokenise question/answer pairs once per run and cache the token ids on disk.
 
 The fast tokenizer is called on whole lists (Rust, batched); the pair assembly with head-tail
-truncation is `comp.encoding.pair_input_ids`. The cache key covers the tokenizer's full
+truncation is `encoding.pair_input_ids`. The cache key covers the tokenizer's full
 definition, the texts and the truncation settings, so a stale cache is never reused.
 """
 
@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from comp.encoding import pair_input_ids
 from comp.io import atomic_path
+from comp.kinds.transformer.encoding import pair_input_ids
 
 TOKENIZE_CHUNK = 4096
 

@@ -1,5 +1,5 @@
-"""`model.kind: tfidf`: TF-IDF features and a linear classifier, trained in the same fold frame
-as the transformer and writing the same files (oof.parquet, test_logits.parquet, metrics.json).
+"""`model.kind: tfidf`: TF-IDF features and a linear classifier, fitted by the fold frame like
+every kind (the same oof.parquet, test_logits.parquet and metrics.json). Needs no torch.
 
 - Text: question and answer joined as `question \\n answer` into one document, so one vocabulary
   and one IDF serve both (separate question/answer vectorizers scored about 0.04 macro-F1 lower on
@@ -16,11 +16,14 @@ as the transformer and writing the same files (oof.parquet, test_logits.parquet,
   sit on a logit-like scale next to other models' logits (argmax is unchanged). A class without
   training rows in a fold gets ABSENT_SCORE, so every output has num_labels columns.
 - The fitted vectorizers, weights and temperature are pickled to `tfidf_model.pkl` in the fold's
-  folder; `predict_tfidf` reloads them and reproduces the fold's test logits exactly.
+  folder; `predict` reloads them and reproduces the fold's test logits exactly.
+- What shapes a fold: the `tfidf` section alone (its seed included), so editing `train.*` or
+  `model.backbone` never retrains a TF-IDF fold.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import pickle
 import resource
 import time
@@ -37,13 +40,11 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.svm import LinearSVC
 
 from comp.calibration import fit_temperature
-from comp.config import Config, TfidfConfig, write_config
-from comp.data import TestData, TrainData, load_tests, load_train
+from comp.config import Config, TfidfConfig
+from comp.data import TestData
 from comp.errors import CompError
-from comp.fold_outputs import write_fold_outputs
-from comp.folds import folds_paths, load_folds
-from comp.io import atomic_path, sha256_file, write_all_atomically
-from comp.train import FoldResult, _clear_fold, fold_dir
+from comp.io import atomic_path
+from comp.kinds import FoldFit, RunInputs
 
 MODEL_FILE = "tfidf_model.pkl"
 MODEL_FORMAT = 1
@@ -60,14 +61,6 @@ class TfidfModel:
     intercept: np.ndarray  # [num_labels] float32
     present: np.ndarray  # [num_labels] bool: the class had training rows
     scale: float  # temperature multiplier of the raw scores (1.0 for logreg)
-
-
-@dataclass
-class TfidfRunData:
-    train: TrainData
-    tests: list[TestData]
-    folds: np.ndarray
-    folds_sha256: str
 
 
 # ---------------------------------------------------------------------------------------------
@@ -121,12 +114,12 @@ def class_weights(labels: np.ndarray, num_labels: int, balanced: bool) -> np.nda
     return np.where(present, len(labels) / (present.sum() * np.maximum(counts, 1)), 0.0)
 
 
-def _binary_estimator(cfg: TfidfConfig, positive_weight: float, seed: int):
+def _binary_estimator(cfg: TfidfConfig, positive_weight: float):
     weight = {0: 1.0, 1: float(positive_weight)}
     if cfg.classifier == "svm":
-        return LinearSVC(C=cfg.c, class_weight=weight, dual=True, random_state=seed)
+        return LinearSVC(C=cfg.c, class_weight=weight, dual=True, random_state=cfg.seed)
     return LogisticRegression(
-        solver="liblinear", C=cfg.c, class_weight=weight, dual=True, random_state=seed
+        solver="liblinear", C=cfg.c, class_weight=weight, dual=True, random_state=cfg.seed
     )
 
 
@@ -136,7 +129,7 @@ def _fit_binary(x: sp.csr_matrix, target: np.ndarray, estimator) -> tuple[np.nda
 
 
 def fit_one_vs_rest(
-    x: sp.csr_matrix, labels: np.ndarray, num_labels: int, cfg: TfidfConfig, seed: int
+    x: sp.csr_matrix, labels: np.ndarray, num_labels: int, cfg: TfidfConfig
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Coefficients [num_labels, features], intercepts and the mask of classes with rows."""
     present = np.bincount(labels, minlength=num_labels) > 0
@@ -145,9 +138,7 @@ def fit_one_vs_rest(
     weights = class_weights(labels, num_labels, cfg.class_weight == "balanced")
     classes = np.flatnonzero(present)
     fitted = Parallel(n_jobs=-1, prefer="threads")(
-        delayed(_fit_binary)(
-            x, (labels == c).astype(np.int64), _binary_estimator(cfg, weights[c], seed)
-        )
+        delayed(_fit_binary)(x, (labels == c).astype(np.int64), _binary_estimator(cfg, weights[c]))
         for c in classes
     )
     coef = np.zeros((num_labels, x.shape[1]), dtype=np.float32)
@@ -167,12 +158,11 @@ def fit_tfidf(
     answers: list[str],
     labels: np.ndarray,
     num_labels: int,
-    seed: int = 42,
 ) -> TfidfModel:
     """Vectorizers and one-vs-rest classifier fitted on the given rows."""
     vectorizers = build_vectorizers(cfg)
     x = fit_features(vectorizers, join_texts(questions, answers))
-    coef, intercept, present = fit_one_vs_rest(x, labels, num_labels, cfg, seed)
+    coef, intercept, present = fit_one_vs_rest(x, labels, num_labels, cfg)
     scale = 1.0
     if cfg.classifier == "svm":
         scores = raw_scores(x, coef, intercept)[:, present]
@@ -210,19 +200,15 @@ def load_model(path: Path) -> TfidfModel:
     return TfidfModel(**state)
 
 
-def predict_tfidf(folder: Path, questions: list[str], answers: list[str]) -> np.ndarray:
-    """Logits of a finished tfidf fold (its folder) for new question/answer pairs."""
-    return tfidf_logits(load_model(Path(folder) / MODEL_FILE), questions, answers)
-
-
 # ---------------------------------------------------------------------------------------------
-# Folds
+# The model kind (comp.kinds)
+
+FOLD_FILES = (MODEL_FILE,)
+SCRATCH_FILES = ()
 
 
-def load_tfidf_data(config: Config) -> TfidfRunData:
-    train = load_train(config.data)
-    folds = load_folds(config, train)
-    return TfidfRunData(train, load_tests(config), folds, sha256_file(folds_paths(config)[0]))
+def shaping_config(config: Config) -> dict:
+    return {"tfidf": dataclasses.asdict(config.tfidf)}
 
 
 def _progress(console: Console) -> Progress:
@@ -235,80 +221,64 @@ def _progress(console: Console) -> Progress:
     )
 
 
-def train_tfidf_fold(config: Config, data: TfidfRunData, fold: int, console: Console) -> FoldResult:
-    out = fold_dir(config, fold)
-    _clear_fold(config, fold, force=False)
-    out.mkdir(parents=True, exist_ok=True)
-    write_all_atomically({out / "config.yaml": lambda p: write_config(config, p)})
-    started = time.perf_counter()
-    train = data.train
-    rows = np.flatnonzero(data.folds != fold)  # train-only rows (fold -1) included
-    val_rows = np.flatnonzero(data.folds == fold)
+def _pick(values: list[str], rows: np.ndarray) -> list[str]:
+    return [values[i] for i in rows]
 
-    def pick(values: list[str], which: np.ndarray) -> list[str]:
-        return [values[i] for i in which]
 
-    with _progress(console) as progress:
-        task = progress.add_task(f"fold {fold}: fitting on {len(rows):,} rows")
-        fit_started = time.perf_counter()
-        model = fit_tfidf(
-            config.tfidf,
-            pick(train.questions, rows),
-            pick(train.answers, rows),
-            train.labels[rows],
-            config.data.num_labels,
-            config.train.seed,
-        )
-        fit_s = time.perf_counter() - fit_started
-        progress.update(task, description=f"fold {fold}: scoring")
-        val_logits = tfidf_logits(
-            model, pick(train.questions, val_rows), pick(train.answers, val_rows)
-        )
-        test_logits = [tfidf_logits(model, t.questions, t.answers) for t in data.tests]
-        progress.update(task, description=f"fold {fold}: writing")
-        save_model(model, out / MODEL_FILE)
+@dataclass
+class TfidfRun:
+    inputs: RunInputs
+    console: Console
+
+    def fit_fold(self, fold: int, out: Path) -> FoldFit | None:
+        if not self.inputs.writes:  # under torchrun, rank 0 alone fits (on the CPU)
+            return None
+        train, cfg = self.inputs.train, self.inputs.config
+        rows, val_rows = self.inputs.train_rows(fold), self.inputs.val_rows(fold)
+        with _progress(self.console) as progress:
+            task = progress.add_task(f"fold {fold}: fitting on {len(rows):,} rows")
+            started = time.perf_counter()
+            model = fit_tfidf(
+                cfg.tfidf,
+                _pick(train.questions, rows),
+                _pick(train.answers, rows),
+                train.labels[rows],
+                cfg.data.num_labels,
+            )
+            fit_s = time.perf_counter() - started
+            progress.update(task, description=f"fold {fold}: scoring")
+            val_logits = tfidf_logits(
+                model, _pick(train.questions, val_rows), _pick(train.answers, val_rows)
+            )
+            test_logits = [tfidf_logits(model, t.questions, t.answers) for t in self.inputs.tests]
+            save_model(model, out / MODEL_FILE)
         words = sum(len(train.questions[i].split()) + len(train.answers[i].split()) for i in rows)
-        speed = {
-            "best_step": 0,
-            "history": [],
-            "wall_s": time.perf_counter() - started,
-            "fit_s": fit_s,
-            "samples_per_s": len(rows) / max(fit_s, 1e-9),
-            "tokens_per_s": words / max(fit_s, 1e-9),
-            "peak_memory_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-            "device": "cpu",
-            "model_kind": "tfidf",
-            "classifier": config.tfidf.classifier,
-            "num_features": int(model.coef.shape[1]),
-            "logit_scale": model.scale,
-        }
-        metrics = write_fold_outputs(
-            config,
-            out,
-            fold,
-            train,
-            data.tests,
-            data.folds,
-            data.folds_sha256,
+        return FoldFit(
             val_logits,
             test_logits,
-            speed,
+            samples_per_s=len(rows) / max(fit_s, 1e-9),
+            tokens_per_s=words / max(fit_s, 1e-9),
+            extra={
+                "fit_s": fit_s,
+                "peak_memory_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                "device": "cpu",
+                "classifier": cfg.tfidf.classifier,
+                "num_features": int(model.coef.shape[1]),
+                "logit_scale": model.scale,
+            },
         )
-    console.print(
-        f"fold {fold}: val macro-F1 {metrics['val_macro_f1']:.4f} "
-        f"({len(rows):,} training rows, {metrics['wall_s']:.1f} s)"
-    )
-    return FoldResult(
-        fold,
-        metrics["val_macro_f1"],
-        0,
-        metrics["wall_s"],
-        speed["samples_per_s"],
-        speed["tokens_per_s"],
-    )
+
+    def close(self) -> None:
+        pass
 
 
-def train_tfidf_folds(config: Config, folds: list[int], console: Console) -> list[FoldResult]:
-    """Fit and write the given folds; the data and folds are loaded once."""
-    data = load_tfidf_data(config)
-    return [train_tfidf_fold(config, data, fold, console) for fold in folds]
+def start(inputs: RunInputs, device: str | None, console: Console) -> TfidfRun:
+    """The TF-IDF kind runs on the CPU whatever `device` says."""
+    return TfidfRun(inputs, console)
+
+
+def predict(
+    folder: Path, config: Config, tests: list[TestData], device: str, cache_dir: Path
+) -> list[np.ndarray]:
+    model = load_model(Path(folder) / MODEL_FILE)
+    return [tfidf_logits(model, t.questions, t.answers) for t in tests]

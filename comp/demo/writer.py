@@ -1,4 +1,4 @@
-"""Write the demo competition (comp.demo) to disk in the AbjadMed file format, atomically."""
+"""Write the demo competition (`generator`) to disk in the AbjadMed file format, atomically."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from rich.console import Console
 from rich.table import Table
 
 from comp.config import Config, write_config
-from comp.demo import generate_demo
+from comp.demo.generator import generate_demo
 from comp.io import write_all_atomically
 
 TRAIN_FILE = "shared_task_train.csv"

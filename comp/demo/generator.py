@@ -16,7 +16,7 @@ from functools import lru_cache
 import numpy as np
 import polars as pl
 
-from comp.categories import CATEGORIES, CONFUSABLE_GROUPS, LABEL_BY_ENGLISH, NUM_CLASSES
+from comp.demo.categories import CATEGORIES, CONFUSABLE_GROUPS, LABEL_BY_ENGLISH, NUM_CLASSES
 
 QUESTION_MARKER = "السؤال"
 ANSWER_MARKER = "الجواب"

@@ -1,11 +1,34 @@
-"""The classifier: a transformer backbone, dropout, and a head on the [CLS] vector."""
+"""The classifier: a transformer backbone, dropout, and a head (linear or cosine) on the [CLS]
+vector."""
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from comp.losses import CosineHead
+
+class CosineHead(nn.Module):
+    """Cosine-normalised linear layer: cos(x, w_c) for each class, in [-1, 1].
+
+    Use with a logit scale s (Cao et al. use 30) in the loss; the head itself applies no scale.
+    """
+
+    def __init__(self, in_features: int, num_classes: int, eps: float = 1e-8) -> None:
+        super().__init__()
+        self.in_features = in_features
+        self.num_classes = num_classes
+        self.eps = eps
+        self.weight = nn.Parameter(torch.empty(num_classes, in_features))
+        nn.init.kaiming_uniform_(self.weight, a=5**0.5)  # same init as nn.Linear
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.normalize(x, dim=-1, eps=self.eps)
+        w = F.normalize(self.weight, dim=-1, eps=self.eps)
+        return x @ w.t()
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, num_classes={self.num_classes}"
 
 
 class Classifier(nn.Module):
@@ -36,7 +59,7 @@ class Classifier(nn.Module):
 def build_classifier(config, pretrained: bool, backbone_dir: str | None = None) -> Classifier:
     """`pretrained`: weights from model.backbone (training); else the architecture saved in
     `backbone_dir`, to be filled from a checkpoint (inference)."""
-    from comp.backbone import backbone_from_config, load_pretrained_backbone
+    from comp.kinds.transformer.backbone import backbone_from_config, load_pretrained_backbone
 
     if pretrained:
         backbone = load_pretrained_backbone(config.model.backbone)

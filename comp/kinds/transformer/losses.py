@@ -1,8 +1,8 @@
 """LDAM margins, DRW class weights, the LDAM loss and the recipe's CE -> LDAM-DRW switch.
 
-Formulas (DESIGN §3): Δ_y = C / n_y^(1/4) subtracted from the true-class logit only;
-w_c = (1 - β) / (1 - β^n_c) normalised to sum to K. Counts are clamped to >= 1 so that a class
-with no rows in a fold gives finite margins and weights.
+Formulas (the seed paper; Cao et al. 2019 for DRW): Δ_y = C / n_y^(1/4) subtracted from the
+true-class logit only; w_c = (1 - β) / (1 - β^n_c) normalised to sum to K. Counts are clamped
+to >= 1 so that a class with no rows in a fold gives finite margins and weights.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from collections.abc import Iterable, Sequence
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 
 def _counts(class_counts: Sequence[float] | torch.Tensor) -> torch.Tensor:
@@ -103,26 +102,3 @@ def recipe_loss(
     if epoch < drw_start_epoch:
         return F.cross_entropy(s * logits, targets)
     return ldam_loss(logits, targets, margins, weight=weights, s=s)
-
-
-class CosineHead(nn.Module):
-    """Cosine-normalised linear layer: cos(x, w_c) for each class, in [-1, 1].
-
-    Use with a logit scale s (Cao et al. use 30) in the loss; the head itself applies no scale.
-    """
-
-    def __init__(self, in_features: int, num_classes: int, eps: float = 1e-8) -> None:
-        super().__init__()
-        self.in_features = in_features
-        self.num_classes = num_classes
-        self.eps = eps
-        self.weight = nn.Parameter(torch.empty(num_classes, in_features))
-        nn.init.kaiming_uniform_(self.weight, a=5**0.5)  # same init as nn.Linear
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = F.normalize(x, dim=-1, eps=self.eps)
-        w = F.normalize(self.weight, dim=-1, eps=self.eps)
-        return x @ w.t()
-
-    def extra_repr(self) -> str:
-        return f"in_features={self.in_features}, num_classes={self.num_classes}"

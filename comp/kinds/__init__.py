@@ -1,0 +1,106 @@
+"""Model kinds: what `comp train` can fit in the fold frame (`comp.runs.frame`), behind one small
+protocol. A kind is a module under `comp.kinds` named in KINDS; it is imported only when used, and
+its module level stays light (no torch), so that the frame can fingerprint a config cheaply.
+
+A kind module provides:
+
+- `FOLD_FILES`: the names of its own files in a fold folder (a model, checkpoints), removed with
+  the shared outputs when a fold starts over, and `SCRATCH_FILES`, those of them that only an
+  unfinished fold needs (a checkpoint), removed once the fold's outputs are written;
+- `shaping_config(config)`: the config values that shape a fold's model, by section. The frame
+  hashes them (with the data keys every kind reads) into the fold's fingerprint, so an edit of
+  another kind's keys never retrains this kind's folds;
+- `start(inputs, device, console)`: set up once per run (load a tokenizer, tokenise, join a
+  process group) and return a `KindRun`, whose `fit_fold(fold, out)` trains one fold and returns
+  its validation and test logits (`FoldFit`; None in a process that does not write), and whose
+  `close()` tears down;
+- `predict(folder, config, tests, device, cache_dir)`: logits of a finished fold, reloaded from
+  its folder and the resolved config saved there, for test sets that arrived after training.
+
+Adding a kind is one new module here plus its config dataclass (a section of `comp.config.Config`)
+and a line in KINDS; `tests/test_kinds.py` runs every kind through the same contract checks.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+from rich.console import Console
+
+from comp.config import Config, ConfigError
+from comp.data import TestData, TrainData
+
+KINDS: dict[str, str] = {
+    "transformer": "comp.kinds.transformer",
+    "tfidf": "comp.kinds.tfidf",
+}
+
+
+@dataclass(frozen=True)
+class RunInputs:
+    """What the fold frame loads once per run and hands to every kind."""
+
+    config: Config
+    train: TrainData
+    tests: list[TestData]
+    folds: np.ndarray  # validation fold of each train row; -1 = train-only
+    folds_sha256: str
+    fingerprint: str  # of the config values that shape a fold (checkpoints record it)
+    cache_dir: Path  # where a kind may cache what every fold of the experiment reuses
+    writes: bool = True  # this process writes files (False on torchrun ranks other than 0)
+
+    def train_rows(self, fold: int) -> np.ndarray:
+        return np.flatnonzero(self.folds != fold)  # train-only rows (fold -1) included
+
+    def val_rows(self, fold: int) -> np.ndarray:
+        return np.flatnonzero(self.folds == fold)
+
+
+@dataclass
+class FoldFit:
+    """One trained fold: validation logits (rows of `RunInputs.val_rows(fold)`, in order), one
+    logits matrix per test set (in `RunInputs.tests` order), and what goes into metrics.json."""
+
+    val_logits: np.ndarray
+    test_logits: list[np.ndarray]
+    samples_per_s: float
+    tokens_per_s: float
+    best_step: int = 0
+    history: list[dict] = field(default_factory=list)
+    extra: dict = field(default_factory=dict)
+
+
+class KindRun(Protocol):
+    def fit_fold(self, fold: int, out: Path) -> FoldFit | None:
+        """The fold's fit; None where `RunInputs.writes` is False (nothing to report)."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class ModelKind(Protocol):
+    FOLD_FILES: tuple[str, ...]
+    SCRATCH_FILES: tuple[str, ...]
+
+    def shaping_config(self, config: Config) -> dict: ...
+
+    def start(self, inputs: RunInputs, device: str | None, console: Console) -> KindRun: ...
+
+    def predict(
+        self, folder: Path, config: Config, tests: list[TestData], device: str, cache_dir: Path
+    ) -> list[np.ndarray]: ...
+
+
+def check_kind(name: str) -> None:
+    if name not in KINDS:
+        raise ConfigError(f"model.kind {name!r}: unknown (known: {', '.join(sorted(KINDS))})")
+
+
+def get_kind(name: str) -> ModelKind:
+    """The module of model kind `name`, imported on first use."""
+    check_kind(name)
+    return importlib.import_module(KINDS[name])  # type: ignore[return-value]

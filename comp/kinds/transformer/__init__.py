@@ -1,0 +1,57 @@
+"""`model.kind: transformer`: the seed paper's recipe (a pretrained encoder, [CLS] head,
+LDAM/DRW, FGM, LLRD AdamW), one model per fold.
+
+The package is split by job: `backbone` (load from the hub or a folder; the tiny local one),
+`model` (classifier and heads), `losses`, `fgm`, `optim`, `encoding` (pairs, truncation,
+padding), `token_cache`, `batches`, `distributed` (device, torchrun), `checkpoints`, `loop` (one
+fold, top to bottom), `inference` (logits; a fold reloaded from its folder) and `run` (what a run
+sets up once). This module is the kind's face to the fold frame (see `comp.kinds`); it imports
+torch only when a run starts or a fold predicts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from rich.console import Console
+
+from comp.config import Config
+from comp.data import TestData
+from comp.kinds import KindRun, RunInputs
+from comp.kinds.transformer.files import BEST_MODEL, CHECKPOINT
+
+FOLD_FILES = (CHECKPOINT, BEST_MODEL)
+SCRATCH_FILES = (CHECKPOINT,)  # only an unfinished fold needs it
+
+# train keys that change where, how fast or how often things happen, not the model a fold makes
+NOT_SHAPING = {
+    "experiment",
+    "runs_dir",
+    "device",
+    "compile",
+    "pad_multiple",
+    "eval_batch_size",
+    "eval_every",
+    "checkpoint_every",
+}
+
+
+def shaping_config(config: Config) -> dict:
+    train = dataclasses.asdict(config.train)
+    return {
+        "model": {k: v for k, v in dataclasses.asdict(config.model).items() if k != "kind"},
+        "train": {k: v for k, v in train.items() if k not in NOT_SHAPING},
+    }
+
+
+def start(inputs: RunInputs, device: str | None, console: Console) -> KindRun:
+    from comp.kinds.transformer.run import start as start_run
+
+    return start_run(inputs, device, console)
+
+
+def predict(folder: Path, config: Config, tests: list[TestData], device: str, cache_dir: Path):
+    from comp.kinds.transformer.inference import predict_fold
+
+    return predict_fold(folder, config, tests, device, cache_dir)

@@ -1,0 +1,61 @@
+"""A transformer run: the process group and device, the tokenizer and every row's token ids,
+set up once and shared by the folds it trains."""
+
+from __future__ import annotations
+
+import gc
+from pathlib import Path
+
+import torch
+from rich.console import Console
+
+from comp.kinds import FoldFit, RunInputs
+from comp.kinds.transformer.backbone import load_tokenizer
+from comp.kinds.transformer.distributed import setup, teardown
+from comp.kinds.transformer.loop import EncodedRun, FoldTrainer
+from comp.kinds.transformer.token_cache import encode_cached, tokenizer_fingerprint
+
+
+def encode_run(inputs: RunInputs) -> EncodedRun:
+    """Token ids of every train and test row, from the token cache when it has them."""
+    model = inputs.config.model
+    tokenizer = load_tokenizer(model.backbone)
+    fingerprint = tokenizer_fingerprint(tokenizer)
+
+    def encode(questions, answers):
+        return encode_cached(
+            tokenizer,
+            questions,
+            answers,
+            model.max_len,
+            model.answer_min_tokens,
+            inputs.cache_dir,
+            fingerprint,
+        )
+
+    train = encode(inputs.train.questions, inputs.train.answers)
+    tests = [encode(t.questions, t.answers) for t in inputs.tests]
+    return EncodedRun(inputs, tokenizer, train, tests)
+
+
+class TransformerRun:
+    def __init__(self, inputs: RunInputs, device_name: str, console: Console) -> None:
+        self.dist, self.device = setup(device_name)
+        self.console = console if self.dist.main else Console(quiet=True)
+        self.data = encode_run(inputs)
+
+    def fit_fold(self, fold: int, out: Path) -> FoldFit | None:
+        trainer = FoldTrainer(self.data, fold, out, self.device, self.console, self.dist)
+        fit = trainer.run()
+        del trainer
+        gc.collect()  # the fold's model and optimizer are garbage now: free their memory
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
+        return fit
+
+    def close(self) -> None:
+        teardown(self.dist)
+
+
+def start(inputs: RunInputs, device: str | None, console: Console) -> TransformerRun:
+    return TransformerRun(inputs, device or inputs.config.train.device, console)

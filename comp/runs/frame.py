@@ -1,0 +1,220 @@
+"""The fold frame, shared by every model kind: decide which folds are finished, load the data and
+folds once, let the configured kind fit each remaining fold, and write its outputs beside the
+resolved config.
+
+A fold is finished when its metrics.json exists and was made from the same train file, the same
+folds and the same fingerprint: the sha256 of the config values that shape that kind's model
+(`fold_fingerprint`). Anything else retrains it; `--force` always does.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from comp.config import Config
+from comp.data import load_tests, load_train
+from comp.errors import CompError
+from comp.folds import folds_paths, load_folds
+from comp.io import sha256_file
+from comp.kinds import KindRun, ModelKind, RunInputs, get_kind
+from comp.runs.layout import CACHE, METRICS, OOF, TEST_LOGITS, experiment_dir, fold_dir
+from comp.runs.outputs import read_json, write_config_file, write_fold_outputs
+
+# The data keys that make every kind's inputs and labels (the files are checked by sha256).
+INPUT_KEYS = ("text_column", "label_column", "question_marker", "answer_marker")
+
+
+@dataclass
+class FoldResult:
+    fold: int
+    macro_f1: float
+    best_step: int
+    wall_s: float
+    samples_per_s: float
+    tokens_per_s: float
+    skipped: bool = False
+
+    @classmethod
+    def from_metrics(cls, metrics: dict, skipped: bool = False) -> FoldResult:
+        return cls(
+            metrics["fold"],
+            metrics["val_macro_f1"],
+            metrics["best_step"],
+            metrics["wall_s"],
+            metrics["samples_per_s"],
+            metrics["tokens_per_s"],
+            skipped,
+        )
+
+
+def fold_fingerprint(config: Config) -> str:
+    """sha256 of what shapes a fold's model: the kind, the label count, the data keys that make
+    inputs and labels, and the kind's own config values (`shaping_config`)."""
+    kind = get_kind(config.model.kind)
+    shaping = {
+        "kind": config.model.kind,
+        "num_labels": config.data.num_labels,
+        "inputs": {key: getattr(config.data, key) for key in INPUT_KEYS},
+        **kind.shaping_config(config),
+    }
+    return hashlib.sha256(json.dumps(shaping, sort_keys=True).encode()).hexdigest()
+
+
+def process_writes() -> bool:
+    """False in torchrun ranks other than 0: they train, rank 0 alone reads and writes files."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def parse_folds(spec: str, k: int) -> list[int]:
+    """`all`, `0`, or `0,2`: the folds to train."""
+    if spec == "all":
+        return list(range(k))
+    try:
+        folds = [int(part) for part in spec.split(",")]
+    except ValueError:
+        raise CompError(f"--fold {spec!r}: expected 'all' or fold numbers like 0 or 0,2") from None
+    bad = [f for f in folds if not 0 <= f < k]
+    if bad:
+        raise CompError(f"--fold {spec!r}: fold {bad[0]} is outside 0..{k - 1}")
+    return folds
+
+
+def _sha256_if_file(path: Path) -> str:
+    return sha256_file(path) if path.is_file() else ""
+
+
+def finished_metrics(
+    config: Config, fold: int, folds_sha256: str, train_sha256: str, fingerprint: str
+) -> dict | None:
+    """The fold's metrics if it finished on this train file, these folds and this fingerprint;
+    None if it must (re)train."""
+    path = fold_dir(config, fold) / METRICS
+    if not path.is_file():
+        return None
+    metrics = read_json(path, f"comp train --fold {fold} --force")
+    made_with = ("folds_sha256", "train_sha256", "config_sha256")
+    now = (folds_sha256, train_sha256, fingerprint)
+    return metrics if tuple(metrics.get(key) for key in made_with) == now else None
+
+
+def clear_fold(folder: Path, kind_files: tuple[str, ...]) -> None:
+    """Remove a fold's outputs and its kind's files: it starts over from nothing."""
+    for name in (METRICS, OOF, TEST_LOGITS, *kind_files):
+        (folder / name).unlink(missing_ok=True)
+
+
+def load_run_inputs(config: Config, fingerprint: str) -> RunInputs:
+    train = load_train(config.data)
+    folds = load_folds(config, train)
+    return RunInputs(
+        config=config,
+        train=train,
+        tests=load_tests(config),
+        folds=folds,
+        folds_sha256=sha256_file(folds_paths(config)[0]),
+        fingerprint=fingerprint,
+        cache_dir=experiment_dir(config) / CACHE,
+        writes=process_writes(),
+    )
+
+
+def _finished_folds(
+    config: Config, folds: list[int], fingerprint: str, console: Console
+) -> dict[int, FoldResult]:
+    """The folds that need no training, reported and touched (newer than the config file, so
+    make sees them checked against it)."""
+    folds_sha256 = _sha256_if_file(folds_paths(config)[0])
+    train_sha256 = _sha256_if_file(Path(config.data.train))
+    done = {}
+    for fold in folds:
+        saved = finished_metrics(config, fold, folds_sha256, train_sha256, fingerprint)
+        if saved is None:
+            continue
+        console.print(
+            f"fold {fold}: finished before (val macro-F1 {saved['val_macro_f1']:.4f}); "
+            "skipped, --force to retrain"
+        )
+        if process_writes():
+            (fold_dir(config, fold) / METRICS).touch()
+        done[fold] = FoldResult.from_metrics(saved, skipped=True)
+    return done
+
+
+def _train_fold(
+    kind: ModelKind, run: KindRun, inputs: RunInputs, fold: int, force: bool, console: Console
+) -> FoldResult | None:
+    """Fit one fold with the kind and write its outputs (rank 0 only under torchrun). A forced
+    or stale fold is cleared here, once the run has started: a run that cannot start (no GPU,
+    bad data) leaves every fold as it was."""
+    config = inputs.config
+    out = fold_dir(config, fold)
+    if inputs.writes:
+        if force or (out / METRICS).is_file():
+            clear_fold(out, kind.FOLD_FILES)
+        out.mkdir(parents=True, exist_ok=True)
+        write_config_file(config, out)
+    started = time.perf_counter()
+    fit = run.fit_fold(fold, out)
+    if not inputs.writes:  # a torchrun rank other than 0
+        return None
+    extra = {"model_kind": config.model.kind, "wall_s": time.perf_counter() - started}
+    metrics = write_fold_outputs(out, fold, inputs, fit, extra)
+    for name in kind.SCRATCH_FILES:
+        (out / name).unlink(missing_ok=True)
+    console.print(
+        f"fold {fold}: val macro-F1 {metrics['val_macro_f1']:.4f} ({metrics['wall_s']:.1f} s)"
+    )
+    return FoldResult.from_metrics(metrics)
+
+
+def train_folds(
+    config: Config, folds: list[int], device: str | None, force: bool, console: Console
+) -> list[FoldResult]:
+    """Train the given folds of the configured kind; finished ones are skipped unless `force`.
+    An interrupted fold keeps its kind's files (a checkpoint) and resumes; a forced or stale one
+    starts over."""
+    kind = get_kind(config.model.kind)
+    fingerprint = fold_fingerprint(config)
+    if not process_writes():
+        console = Console(quiet=True)
+    results = {} if force else _finished_folds(config, folds, fingerprint, console)
+    todo = [fold for fold in folds if fold not in results]
+    if todo:
+        inputs = load_run_inputs(config, fingerprint)
+        run = kind.start(inputs, device, console)
+        try:
+            for fold in todo:
+                result = _train_fold(kind, run, inputs, fold, force, console)
+                if result is not None:
+                    results[fold] = result
+        finally:
+            run.close()
+    ordered = [results[fold] for fold in sorted(results)]
+    if process_writes():
+        print_results(ordered, console)
+    return ordered
+
+
+def print_results(results: list[FoldResult], console: Console) -> None:
+    table = Table(title="training results")
+    for column in ("fold", "val macro-F1", "best step", "wall s", "samples/s", "tokens/s", "note"):
+        table.add_column(column, justify="right")
+    for r in sorted(results, key=lambda r: r.fold):
+        table.add_row(
+            str(r.fold),
+            f"{r.macro_f1:.4f}",
+            str(r.best_step),
+            f"{r.wall_s:.1f}",
+            f"{r.samples_per_s:.1f}",
+            f"{r.tokens_per_s:,.0f}",
+            "skipped" if r.skipped else "",
+        )
+    console.print(table)

@@ -1,0 +1,51 @@
+"""Where every artifact after the folds lives, and what its files are called: the one owner of
+run, fold, ensemble and submission paths.
+
+    runs/<experiment>/fold<K>/     config.yaml, oof.parquet, test_logits.parquet, metrics.json
+                                   (+ the model kind's own files)
+    runs/<experiment>/cache/       what a kind caches across folds (token ids)
+    runs/<experiment>/launch/      logs of `comp train --gpus`
+    runs/ensembles/<name>/         config.yaml, oof.parquet, test_logits.parquet, metrics.json,
+                                   per_class.csv, the report's PNGs
+    submissions/<name>_<set>.csv   and submissions/<name>.config.yaml
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from comp.config import Config
+
+CONFIG = "config.yaml"  # the resolved config, next to every artifact
+METRICS = "metrics.json"  # written last: a fold or ensemble is finished when it exists
+OOF = "oof.parquet"
+TEST_LOGITS = "test_logits.parquet"
+PER_CLASS = "per_class.csv"
+ENSEMBLES = "ensembles"
+CACHE = "cache"
+LAUNCH = "launch"
+COMBINED = "combined"  # submissions/<name>_combined.csv: every test set's rows, in config order
+
+
+def experiment_dir(config: Config, experiment: str | None = None) -> Path:
+    return Path(config.train.runs_dir) / (experiment or config.train.experiment)
+
+
+def fold_dir(config: Config, fold: int, experiment: str | None = None) -> Path:
+    return experiment_dir(config, experiment) / f"fold{fold}"
+
+
+def ensemble_dir(config: Config, name: str | None = None) -> Path:
+    return Path(config.train.runs_dir) / ENSEMBLES / (name or config.ensemble.name)
+
+
+def submission_name(config: Config) -> str:
+    return config.submit.name or config.ensemble.name
+
+
+def submission_path(config: Config, test_set: str) -> Path:
+    return Path(config.submit.dir) / f"{submission_name(config)}_{test_set}.csv"
+
+
+def submission_config_path(config: Config) -> Path:
+    return Path(config.submit.dir) / f"{submission_name(config)}.config.yaml"

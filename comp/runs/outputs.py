@@ -1,0 +1,113 @@
+"""The files every model kind's finished fold holds, written in one atomic step: `oof.parquet`
+(validation rows, labels, logits), `test_logits.parquet` (every test set's Ids and logits) and
+`metrics.json`, written by the fold frame from a kind's `FoldFit`; and their readers.
+Everything after training (`comp ensemble`, `comp predict`) reads nothing else."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from comp.config import write_config
+from comp.errors import CompError
+from comp.io import write_all_atomically
+from comp.kinds import FoldFit, RunInputs
+from comp.metrics import macro_f1, per_class_f1
+from comp.runs.layout import CONFIG, METRICS, OOF, TEST_LOGITS
+
+
+def logits_frame(keys: dict, logits: np.ndarray) -> pl.DataFrame:
+    width = logits.shape[1]
+    return pl.DataFrame(keys).with_columns(
+        pl.Series("logits", np.asarray(logits, dtype=np.float32), dtype=pl.Array(pl.Float32, width))
+    )
+
+
+def tests_logits_frame(tests, logits: list[np.ndarray], num_labels: int) -> pl.DataFrame:
+    """`set`, `Id`, `logits` of every test set, in the order given."""
+    frames = [
+        logits_frame({"set": [t.name] * len(t), "Id": t.ids}, z)
+        for t, z in zip(tests, logits, strict=True)
+    ]
+    empty = logits_frame({"set": [], "Id": []}, np.zeros((0, num_labels), dtype=np.float32))
+    return pl.concat(frames) if frames else empty
+
+
+def write_config_file(config, folder: Path) -> None:
+    """The resolved config beside a fold's (or an ensemble's) artifacts."""
+    write_all_atomically({folder / CONFIG: lambda p: write_config(config, p)})
+
+
+def write_fold_outputs(out: Path, fold: int, inputs: RunInputs, fit: FoldFit, extra: dict) -> dict:
+    """Write the fold's three files from a kind's FoldFit; returns the metrics written."""
+    num_labels = inputs.config.data.num_labels
+    val_rows = inputs.val_rows(fold)
+    y = inputs.train.labels[val_rows]
+    predicted = fit.val_logits.argmax(1)
+    oof = logits_frame(
+        {"row": val_rows, "label": y, "fold": np.full(len(val_rows), fold)}, fit.val_logits
+    )
+    tests = tests_logits_frame(inputs.tests, fit.test_logits, num_labels)
+    f1 = per_class_f1(y, predicted, num_labels)
+    metrics = {
+        "fold": fold,
+        "val_macro_f1": macro_f1(y, predicted, num_labels),
+        "val_rows": len(val_rows),
+        "folds_sha256": inputs.folds_sha256,
+        "train_sha256": inputs.train.sha256,
+        "config_sha256": inputs.fingerprint,
+        "per_class_f1": {inputs.train.label_names[c]: float(f1[c]) for c in range(num_labels)},
+        "best_step": fit.best_step,
+        "history": fit.history,
+        "samples_per_s": fit.samples_per_s,
+        "tokens_per_s": fit.tokens_per_s,
+        **fit.extra,
+        **extra,
+    }
+    write_all_atomically(
+        {
+            out / OOF: oof.write_parquet,
+            out / TEST_LOGITS: tests.write_parquet,
+            out / METRICS: lambda p: p.write_text(json.dumps(metrics, indent=1), encoding="utf-8"),
+        }
+    )
+    return metrics
+
+
+def read_json(path: Path, rebuild: str) -> dict:
+    """A JSON object written by comp; a missing, truncated or foreign file is a CompError that
+    names it and the command that rebuilds it."""
+    try:
+        value = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise CompError(f"{path}: not found; run `{rebuild}` first") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CompError(f"{path}: unreadable ({exc}); run `{rebuild}`") from None
+    if not isinstance(value, dict):
+        raise CompError(f"{path}: not a JSON object; run `{rebuild}`")
+    return value
+
+
+def read_logits_parquet(
+    path: Path, rebuild: str, keys: list[str], num_labels: int, column: str = "logits"
+) -> pl.DataFrame:
+    """`keys` and a logits column (Array(Float32, num_labels)) of a parquet file written by comp;
+    a missing, truncated or foreign file is a CompError naming it and the command that rebuilds
+    it."""
+    if not Path(path).is_file():
+        raise CompError(f"{path}: not found; run `{rebuild}` first")
+    try:
+        frame = pl.read_parquet(path, columns=[*keys, column])
+    except (pl.exceptions.PolarsError, OSError) as exc:
+        reason = str(exc).strip().splitlines()[0]
+        raise CompError(f"{path}: unreadable ({reason}); run `{rebuild}`") from None
+    width = getattr(frame.schema[column], "size", None)
+    if width != num_labels:
+        raise CompError(
+            f"{path}: column '{column}' is {frame.schema[column]}, expected "
+            f"Array(Float32, {num_labels}) (data.num_labels); run `{rebuild}`"
+        )
+    return frame

@@ -1,0 +1,260 @@
+"""The transformer kind's loop (comp.kinds.transformer.loop): each part on its own, then whole
+folds through the fold frame."""
+
+import dataclasses
+import json
+
+import numpy as np
+import polars as pl
+import pytest
+import torch
+from rich.console import Console
+
+from comp.kinds.transformer.batches import collate
+from comp.kinds.transformer.files import BACKBONE, BEST_MODEL, CHECKPOINT
+from comp.kinds.transformer.loop import FoldTrainer
+from comp.kinds.transformer.model import Classifier
+from comp.kinds.transformer.run import encode_run
+from comp.kinds.transformer.token_cache import EncodedTexts
+from comp.metrics import macro_f1
+from comp.runs.frame import fold_fingerprint, load_run_inputs, train_folds
+from comp.runs.layout import METRICS, OOF, fold_dir
+from tests.conftest import TRAINED, demo_config, tiny_bert
+
+QUIET = Console(quiet=True)
+CPU = torch.device("cpu")
+
+
+def read_logits(path):
+    frame = pl.read_parquet(path)
+    return frame, frame["logits"].to_numpy()
+
+
+@pytest.fixture(scope="module")
+def encoded(demo_root):
+    """The demo run's inputs and token ids, for trainers built by hand."""
+    config = demo_config(
+        demo_root,
+        **{
+            "train.experiment": "loop_units",
+            "train.steps": 6,
+            "train.eval_every": 2,
+            "train.checkpoint_every": 3,
+        },
+    )
+    return encode_run(load_run_inputs(config, fold_fingerprint(config)))
+
+
+def trainer(encoded, out, **train_settings) -> FoldTrainer:
+    config = dataclasses.replace(
+        encoded.inputs.config, train=dataclasses.replace(encoded.inputs.config.train)
+    )
+    for key, value in train_settings.items():
+        setattr(config.train, key, value)
+    inputs = dataclasses.replace(encoded.inputs, config=config)
+    out.mkdir(parents=True, exist_ok=True)
+    return FoldTrainer(dataclasses.replace(encoded, inputs=inputs), 0, out, CPU, QUIET)
+
+
+def batch_of(t: FoldTrainer, size: int = 16) -> np.ndarray:
+    return t.train_rows[:size]
+
+
+def test_train_step_takes_one_optimiser_step(encoded, tmp_path):
+    t = trainer(encoded, tmp_path, warmup_ratio=0.0)
+    t.start_or_resume()
+    before = {n: p.detach().clone() for n, p in t.model.named_parameters()}
+    lr_before = t.scheduler.get_last_lr()[0]
+    loss = t.train_step(batch_of(t), epoch=0)
+    assert np.isfinite(loss) and loss > 0 and t.step == 1
+    assert t.samples == 16 and t.tokens == int(encoded.train.lengths[batch_of(t)].sum())
+    moved = [n for n, p in t.model.named_parameters() if not torch.equal(p, before[n])]
+    assert "head.weight" in moved and any("encoder.layer.1." in n for n in moved)
+    assert all(p.grad is None for p in t.model.parameters())  # cleared for the next step
+    assert t.scheduler.get_last_lr()[0] < lr_before  # linear decay, one step further
+
+
+def without_dropout(t: FoldTrainer) -> FoldTrainer:
+    for module in t.model.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.0
+    return t
+
+
+def test_train_step_micro_batches_add_up_to_the_batch(encoded, tmp_path):
+    """Without dropout and FGM, grad_accum 2 takes the same step as grad_accum 1 (CE phase)."""
+    weights = []
+    for accum in (1, 2):
+        t = without_dropout(trainer(encoded, tmp_path / str(accum), grad_accum=accum, fgm=False))
+        t.start_or_resume()
+        t.train_step(batch_of(t), epoch=0)
+        weights.append(t.model.head.weight.detach().clone())
+    torch.testing.assert_close(weights[0], weights[1], rtol=1e-5, atol=1e-7)
+
+
+def test_start_or_resume_restores_the_state_a_checkpoint_holds(encoded, tmp_path):
+    first = trainer(encoded, tmp_path)
+    assert first.start_or_resume() is False
+    assert (tmp_path / BACKBONE / "config.json").is_file()
+    for _ in range(3):
+        first.train_step(batch_of(first), epoch=0)
+        first.evaluate_and_checkpoint(epoch=0, loss=1.0)
+    assert torch.load(tmp_path / CHECKPOINT, weights_only=False)["step"] == 3
+
+    second = trainer(encoded, tmp_path)
+    assert second.start_or_resume() is True
+    assert (second.step, second.history, second.best) == (3, first.history, first.best)
+    for name, value in second.model.state_dict().items():
+        assert torch.equal(value, first.model.state_dict()[name]), name
+    assert second.scheduler.get_last_lr() == first.scheduler.get_last_lr()
+    assert (
+        second.optimizer.state_dict()["state"].keys()
+        == first.optimizer.state_dict()["state"].keys()
+    )
+
+
+def test_start_or_resume_refuses_a_checkpoint_of_another_config(encoded, tmp_path):
+    first = trainer(encoded, tmp_path)
+    first.start_or_resume()
+    for _ in range(3):
+        first.train_step(batch_of(first), epoch=0)
+        first.evaluate_and_checkpoint(epoch=0, loss=1.0)
+    assert (tmp_path / CHECKPOINT).is_file() and (tmp_path / BEST_MODEL).is_file()
+    other = trainer(encoded, tmp_path)
+    other.data = dataclasses.replace(
+        other.data, inputs=dataclasses.replace(other.data.inputs, fingerprint="another config")
+    )
+    assert other.start_or_resume() is False and other.step == 0
+    # nothing of the earlier attempt is left to leak into this one
+    assert not (tmp_path / CHECKPOINT).exists() and not (tmp_path / BEST_MODEL).exists()
+
+
+def test_evaluate_and_checkpoint_follow_their_cadences(encoded, tmp_path):
+    t = trainer(encoded, tmp_path, steps=6, eval_every=2, checkpoint_every=3)
+    t.start_or_resume()
+    saved_at = []
+    for step in range(1, 7):
+        t.step = step  # the cadence alone, without training
+        t.evaluate_and_checkpoint(epoch=0, loss=float(step))
+        if (tmp_path / CHECKPOINT).is_file():
+            saved_at.append(torch.load(tmp_path / CHECKPOINT, weights_only=False)["step"])
+            (tmp_path / CHECKPOINT).unlink()
+    assert [h["step"] for h in t.history] == [2, 4, 6]
+    assert [h["loss"] for h in t.history] == [2.0, 4.0, 6.0]
+    assert saved_at == [3]  # not at the last step: the fold's outputs replace it
+    best = torch.load(tmp_path / BEST_MODEL, weights_only=False)
+    assert best["step"] == t.best["step"] and best["score"] == t.best["score"]
+    assert t.best["score"] == max(h["val_macro_f1"] for h in t.history)
+
+
+def test_two_fold_run_writes_the_transformers_files_and_learns(trained_root):
+    config = demo_config(trained_root, **TRAINED)
+    chance = 1 / config.data.num_labels
+    for fold in (0, 1):
+        out = fold_dir(config, fold)
+        metrics = json.loads((out / METRICS).read_text())
+        assert metrics["val_macro_f1"] > 5 * chance, metrics["history"]
+        losses = [h["loss"] for h in metrics["history"]]
+        assert losses[-1] < 0.6 * losses[0], losses
+        assert metrics["world_size"] == 1 and metrics["device"] == "cpu"
+        assert (out / BEST_MODEL).is_file() and (out / BACKBONE / "config.json").is_file()
+        assert not (out / CHECKPOINT).exists()
+        oof, logits = read_logits(out / OOF)
+        assert macro_f1(oof["label"].to_numpy(), logits.argmax(1), 82) == pytest.approx(
+            metrics["val_macro_f1"]
+        )
+
+
+class Killed(Exception):
+    pass
+
+
+def test_killed_and_resumed_run_matches_uninterrupted(demo_root, monkeypatch):
+    settings = {
+        "train.steps": 12,
+        "train.eval_every": 3,
+        "train.checkpoint_every": 4,
+        "train.grad_accum": 2,
+    }
+    whole = demo_config(demo_root, **{"train.experiment": "whole", **settings})
+    train_folds(whole, [0], "cpu", False, QUIET)
+
+    resumed = demo_config(demo_root, **{"train.experiment": "resumed", **settings})
+    real_clip, calls = torch.nn.utils.clip_grad_norm_, {"n": 0}
+
+    def dying_clip(*args, **kwargs):  # called once per optimizer step, after the backward passes
+        calls["n"] += 1
+        if calls["n"] == 7:
+            raise Killed
+        return real_clip(*args, **kwargs)
+
+    monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", dying_clip)
+    with pytest.raises(Killed):
+        train_folds(resumed, [0], "cpu", False, QUIET)
+    checkpoint = torch.load(fold_dir(resumed, 0) / CHECKPOINT, weights_only=False)
+    assert checkpoint["step"] == 4
+    monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", real_clip)
+    train_folds(resumed, [0], "cpu", False, QUIET)
+
+    for name in ("oof.parquet", "test_logits.parquet"):
+        _, a = read_logits(fold_dir(whole, 0) / name)
+        _, b = read_logits(fold_dir(resumed, 0) / name)
+        assert np.array_equal(a, b), name
+    a = json.loads((fold_dir(whole, 0) / METRICS).read_text())
+    b = json.loads((fold_dir(resumed, 0) / METRICS).read_text())
+    assert a["history"] == b["history"] and a["best_step"] == b["best_step"]
+
+
+def test_padding_to_a_multiple_leaves_the_logits_unchanged():
+    torch.manual_seed(0)
+    backbone = tiny_bert(hidden=32, dropout=0.1)
+    model = Classifier(backbone, num_labels=5, dropout=0.1, head="linear").eval()
+    lengths = [7, 3, 12]
+    offsets = np.concatenate([[0], np.cumsum(lengths)])
+    rng = np.random.default_rng(0)
+    encoded = EncodedTexts(
+        ids=rng.integers(1, 50, offsets[-1]).astype(np.int32),
+        type_ids=(rng.random(offsets[-1]) < 0.5).astype(np.int8),
+        offsets=offsets,
+    )
+    cpu = torch.device("cpu")
+    tight = collate(encoded, [0, 1, 2], 0, cpu)
+    rounded = collate(encoded, [0, 1, 2], 0, cpu, multiple=16, limit=64)
+    assert tight["input_ids"].shape[1] == 12 and rounded["input_ids"].shape[1] == 16
+    with torch.no_grad():
+        torch.testing.assert_close(model(**rounded), model(**tight), atol=1e-5, rtol=1e-5)
+
+
+def test_compile_and_pad_multiple_reach_the_training_passes(demo_root, monkeypatch):
+    import comp.kinds.transformer.batches as train_module
+
+    compiled, widths = [], []
+    monkeypatch.setattr(
+        torch, "compile", lambda module, **options: compiled.append(options) or module
+    )
+    real_pad_batch = train_module.pad_batch
+
+    def recording_pad_batch(sequences, pad_id, multiple=1, limit=0):
+        ids, mask = real_pad_batch(sequences, pad_id, multiple, limit)
+        if multiple != 1:
+            widths.append(ids.shape[1])
+        return ids, mask
+
+    monkeypatch.setattr(train_module, "pad_batch", recording_pad_batch)
+    config = demo_config(
+        demo_root,
+        **{
+            "train.experiment": "compiled",
+            "train.steps": 3,
+            "train.eval_every": 3,
+            "train.compile": True,
+            "train.pad_multiple": 32,
+            "model.max_len": 40,
+            "model.answer_min_tokens": 10,
+        },
+    )
+    train_folds(config, [0], "cpu", False, QUIET)
+    assert compiled == [{"dynamic": True}]
+    assert len(widths) == 2 * 3  # ids and token types of 3 steps; evaluation is not rounded
+    # up to 32 tokens: 32; longer (at most max_len 40): 64 capped at max_len
+    assert set(widths) <= {32, 40} and 40 in widths, widths
