@@ -19,9 +19,9 @@ DEFAULT_CONFIG = "configs/demo.yaml"
 
 
 def _console(stderr: bool = False):
-    from rich.console import Console
+    from comp.progress import make_console
 
-    return Console(stderr=stderr, highlight=False)
+    return make_console(stderr)
 
 
 class CompGroup(click.Group):

@@ -118,6 +118,8 @@ class TrainConfig:
     boost_factor: float = 10.0
     fgm: bool = True
     fgm_eps: float = 0.2
+    precision: str = "bf16"  # bf16 | fp32: autocast on CUDA (the head stays fp32); CPUs use fp32
+    max_nonfinite_steps: int = 5  # steps in a row with a NaN/inf loss or gradient: the fold stops
     eval_every: int = 500
     checkpoint_every: int = 500
 
@@ -319,6 +321,8 @@ def validate(config: Config) -> None:
             "train.batch_size must be a multiple of train.grad_accum",
         ),
         (config.train.steps >= 1, "train.steps must be at least 1"),
+        (config.train.precision in ("bf16", "fp32"), "train.precision must be bf16 or fp32"),
+        (config.train.max_nonfinite_steps >= 1, "train.max_nonfinite_steps must be at least 1"),
         (
             config.train.eval_every >= 1 and config.train.checkpoint_every >= 1,
             "train.eval_every and train.checkpoint_every must be at least 1",

@@ -22,7 +22,7 @@ from comp.calibration import fit_temperature
 from comp.config import Config, write_config
 from comp.errors import CompError
 from comp.folds import TRAIN_ONLY, FoldAssignment, folds_paths, load_fold_assignment
-from comp.io import write_all_atomically
+from comp.io import read_json, write_all_atomically
 from comp.metrics import class_counts, macro_f1_from_counts
 from comp.runs.layout import (
     CONFIG,
@@ -33,7 +33,7 @@ from comp.runs.layout import (
     ensemble_dir,
     fold_dir,
 )
-from comp.runs.outputs import read_json, read_logits_parquet
+from comp.runs.outputs import read_logits_parquet
 
 
 class EnsembleError(CompError):

@@ -24,7 +24,7 @@ from rich.table import Table
 from comp.config import Config, write_config
 from comp.data import TrainData
 from comp.errors import CompError
-from comp.io import sha256_file, write_all_atomically
+from comp.io import read_json, sha256_file, write_all_atomically
 
 TRAIN_ONLY = -1
 FORMAT_VERSION = 1
@@ -178,7 +178,7 @@ def load_folds(config: Config, train: TrainData) -> np.ndarray:
     again = "run `comp make-folds` again"
     if not json_path.is_file() or not csv_path.is_file():
         raise FoldsError(f"{csv_path}: no folds found; run `comp make-folds` first")
-    meta = json.loads(json_path.read_text(encoding="utf-8"))
+    meta = read_json(json_path, "comp make-folds")
     if meta.get("train_sha256") != train.sha256:
         raise FoldsError(
             f"{json_path}: folds were made from other data than {train.path} "
@@ -189,10 +189,20 @@ def load_folds(config: Config, train: TrainData) -> np.ndarray:
             f"{json_path}: folds have k={meta.get('k')}, seed={meta.get('seed')} but the config "
             f"says k={config.folds.k}, seed={config.folds.seed}; {again}"
         )
-    frame = pl.read_csv(csv_path)
-    if frame.height != len(train) or not np.array_equal(frame["label"].to_numpy(), train.labels):
+    labels, fold = _read_fold_csv(csv_path)
+    if len(labels) != len(train) or not np.array_equal(labels, train.labels):
         raise FoldsError(f"{csv_path}: rows or labels do not match {train.path}; {again}")
-    return frame["fold"].to_numpy().astype(np.int64)
+    return fold
+
+
+def _read_fold_csv(csv_path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(label, fold) columns of a fold file, as int64; FoldsError if it cannot be read."""
+    try:
+        frame = pl.read_csv(csv_path, schema_overrides={"label": pl.Int64, "fold": pl.Int64})
+        return frame["label"].to_numpy(), frame["fold"].to_numpy()
+    except (pl.exceptions.PolarsError, OSError) as exc:
+        reason = str(exc).strip().splitlines()[0]
+        raise FoldsError(f"{csv_path}: unreadable ({reason}); run `comp make-folds`") from None
 
 
 @dataclass
@@ -222,12 +232,7 @@ def load_fold_assignment(config: Config) -> FoldAssignment:
     csv_path, json_path, _ = folds_paths(config)
     if not csv_path.is_file() or not json_path.is_file():
         raise FoldsError(f"{csv_path}: no folds found; run `comp make-folds` first")
-    try:
-        frame = pl.read_csv(csv_path, schema_overrides={"label": pl.Int64, "fold": pl.Int64})
-        labels, fold = frame["label"].to_numpy(), frame["fold"].to_numpy()
-    except (pl.exceptions.PolarsError, OSError) as exc:
-        reason = str(exc).strip().splitlines()[0]
-        raise FoldsError(f"{csv_path}: unreadable ({reason}); run `comp make-folds`") from None
+    labels, fold = _read_fold_csv(csv_path)
     return FoldAssignment(labels, fold, label_names(config), sha256_file(csv_path))
 
 

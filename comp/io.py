@@ -1,20 +1,38 @@
-"""Atomic file output and file hashing.
+"""Atomic file output, file hashing, and the readers of comp's own JSON and parquet artifacts.
 
 Every artifact is written under a temporary name in its final folder and renamed into place, so
 an interrupted or failed command never leaves a half-written file where a good one is expected.
+A file that is missing, truncated or foreign anyway (a full disk, a bad copy, an edit) is read
+back as a CompError naming the file and the command that rebuilds it: one line, exit code 2.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
+from comp.errors import CompError
+
+TEMP_MARK = ".tmp-"  # temporary files are .<name>.tmp-<pid> beside their final name
+
 
 def _temp_name(path: Path) -> Path:
-    return path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    return path.with_name(f".{path.name}{TEMP_MARK}{os.getpid()}")
+
+
+def remove_stale_temp_files(folder: Path) -> list[Path]:
+    """Remove what killed writers left in `folder` (temporary files of processes that are gone);
+    the caller must know no live process writes there. Returns the files removed."""
+    removed = []
+    for path in Path(folder).glob(f".*{TEMP_MARK}*"):
+        if path.is_file():
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
 
 
 @contextmanager
@@ -59,3 +77,38 @@ def sha256_file(path: str | Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+class UnreadableFile(CompError):
+    """An artifact that exists but cannot be read back; says which and why."""
+
+    def __init__(self, path: Path, reason: str, rebuild: str) -> None:
+        super().__init__(f"{path}: unreadable ({reason}); run `{rebuild}`")
+        self.path, self.reason = path, reason
+
+
+def read_json(path: str | Path, rebuild: str) -> dict:
+    """A JSON object written by comp; `rebuild` is the command that writes it again."""
+    path = Path(path)
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise CompError(f"{path}: not found; run `{rebuild}` first") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise UnreadableFile(path, str(exc), rebuild) from None
+    if not isinstance(value, dict):
+        raise UnreadableFile(path, "not a JSON object", rebuild)
+    return value
+
+
+def read_parquet(path: str | Path, rebuild: str, columns: list[str] | None = None):
+    """A parquet file written by comp (a polars DataFrame), with at least `columns`."""
+    import polars as pl
+
+    path = Path(path)
+    if not path.is_file():
+        raise CompError(f"{path}: not found; run `{rebuild}` first")
+    try:
+        return pl.read_parquet(path, columns=columns)
+    except (pl.exceptions.PolarsError, OSError) as exc:
+        raise UnreadableFile(path, str(exc).strip().splitlines()[0], rebuild) from None

@@ -8,8 +8,8 @@ from rich.console import Console
 
 from comp.config import Config
 from comp.folds import folds_paths
+from comp.io import read_json
 from comp.runs.layout import METRICS, ensemble_dir, experiment_dir, submission_path
-from comp.runs.outputs import read_json
 
 
 def is_demo(config: Config) -> bool:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 
-from comp.io import atomic_path
+from comp.errors import CompError
+from comp.io import atomic_path, read_json, read_parquet
+from comp.runs.layout import METRICS, OOF, PER_CLASS
 
 
 def _save(fig, path: Path) -> None:
@@ -120,14 +121,22 @@ def plot_fold_scores(metrics: dict, path: Path) -> None:
     _save(fig, path)
 
 
+def _read_per_class(path: Path) -> pl.DataFrame:
+    try:
+        return pl.read_csv(path)
+    except (pl.exceptions.PolarsError, OSError) as exc:
+        reason = str(exc).strip().splitlines()[0]
+        raise CompError(f"{path}: unreadable ({reason}); run `comp ensemble`") from None
+
+
 def write_report(ensemble_dir: Path, label_names: list[str]) -> list[Path]:
     import matplotlib
 
     matplotlib.use("Agg")
     ensemble_dir = Path(ensemble_dir)
-    metrics = json.loads((ensemble_dir / "metrics.json").read_text(encoding="utf-8"))
-    per_class = pl.read_csv(ensemble_dir / "per_class.csv")
-    oof = pl.read_parquet(ensemble_dir / "oof.parquet")
+    metrics = read_json(ensemble_dir / METRICS, "comp ensemble")
+    per_class = _read_per_class(ensemble_dir / PER_CLASS)
+    oof = read_parquet(ensemble_dir / OOF, "comp ensemble")
     if not metrics["apply_adjustment"]:
         oof = oof.drop("logits_adjusted")
     paths = [

@@ -14,11 +14,11 @@ from comp.data import load_tests, load_train
 from comp.ensemble import run_ensemble
 from comp.errors import CompError
 from comp.folds import load_fold_assignment
+from comp.io import read_json
 from comp.kinds import KINDS, check_kind, get_kind
 from comp.metrics import macro_f1
 from comp.runs.frame import train_folds
 from comp.runs.layout import CONFIG, METRICS, OOF, TEST_LOGITS, fold_dir
-from comp.runs.outputs import read_json
 from comp.runs.predict import predict_folds
 from tests.conftest import TRAINED, copy_workspace, demo_config, trained_copy_config
 

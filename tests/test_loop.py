@@ -3,6 +3,11 @@ folds through the fold frame."""
 
 import dataclasses
 import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import polars as pl
@@ -10,8 +15,9 @@ import pytest
 import torch
 from rich.console import Console
 
+from comp.config import dump_config
 from comp.kinds.transformer.batches import collate
-from comp.kinds.transformer.files import BACKBONE, BEST_MODEL, CHECKPOINT
+from comp.kinds.transformer.files import BACKBONE, BEST_MODEL, CHECKPOINT, PREVIOUS_CHECKPOINT
 from comp.kinds.transformer.loop import FoldTrainer
 from comp.kinds.transformer.model import Classifier
 from comp.kinds.transformer.run import encode_run
@@ -23,6 +29,12 @@ from tests.conftest import TRAINED, demo_config, tiny_bert
 
 QUIET = Console(quiet=True)
 CPU = torch.device("cpu")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def read_logits(path):
@@ -81,15 +93,63 @@ def without_dropout(t: FoldTrainer) -> FoldTrainer:
     return t
 
 
-def test_train_step_micro_batches_add_up_to_the_batch(encoded, tmp_path):
-    """Without dropout and FGM, grad_accum 2 takes the same step as grad_accum 1 (CE phase)."""
-    weights = []
-    for accum in (1, 2):
-        t = without_dropout(trainer(encoded, tmp_path / str(accum), grad_accum=accum, fgm=False))
-        t.start_or_resume()
-        t.train_step(batch_of(t), epoch=0)
-        weights.append(t.model.head.weight.detach().clone())
-    torch.testing.assert_close(weights[0], weights[1], rtol=1e-5, atol=1e-7)
+GRADIENT_CHECK = {
+    "train.experiment": "gradients",
+    "train.fgm": False,  # FGM's norm is per micro-batch by design
+    "train.drw_start_epoch": 1,
+    "train.batch_size": 24,
+}
+
+
+def step_gradients(config_path: str, epoch: int, world: int = 1) -> dict[str, torch.Tensor]:
+    """The gradients one optimiser step would apply, on a fixed batch, with dropout off; run
+    as one of `world` gloo ranks when world > 1 (tests/ddp_gradients.py)."""
+    from comp.config import load_config
+    from comp.kinds.transformer.distributed import Dist
+
+    config = load_config([config_path])
+    data = encode_run(load_run_inputs(config, fold_fingerprint(config)))
+    rank = torch.distributed.get_rank() if world > 1 else 0
+    out = Path(config.train.runs_dir) / f"rank{rank}"
+    out.mkdir(parents=True, exist_ok=True)
+    t = FoldTrainer(data, 0, out, CPU, QUIET, Dist(rank, world))
+    t.model.eval()  # dropout off; the gradients are the same functions of the weights
+    batch = t.train_rows[np.random.default_rng(0).permutation(len(t.train_rows))[:24]]
+    t.accumulate_gradients(batch, epoch)
+    return {n: p.grad.clone() for n, p in t.model.named_parameters() if p.grad is not None}
+
+
+def assert_same_gradients(a: dict, b: dict) -> None:
+    assert a.keys() == b.keys()
+    scale = max(float(g.abs().max()) for g in a.values())
+    for name in a:
+        torch.testing.assert_close(b[name], a[name], rtol=1e-4, atol=1e-6 * scale, msg=name)
+
+
+@pytest.mark.parametrize("epoch", [0, 3], ids=["CE phase", "LDAM-DRW phase"])
+def test_micro_batches_and_ranks_give_the_whole_batch_gradient(demo_root, tmp_path, epoch):
+    """The DRW weights normalise over the whole batch: grad_accum 2 and 4, and two gloo ranks,
+    take the step grad_accum 1 takes. (Normalised per micro-batch, the LDAM-DRW phase differed
+    by several per cent.)"""
+    paths = {}
+    for accum in (1, 2, 4):
+        settings = {**GRADIENT_CHECK, "train.grad_accum": accum}
+        config = demo_config(demo_root, **settings, **{"train.runs_dir": tmp_path / str(accum)})
+        paths[accum] = tmp_path / f"accum{accum}.yaml"
+        paths[accum].write_text(dump_config(config), encoding="utf-8")
+    whole = step_gradients(str(paths[1]), epoch)
+    for accum in (2, 4):
+        assert_same_gradients(whole, step_gradients(str(paths[accum]), epoch))
+
+    port, saved = str(free_port()), tmp_path / "ranks.pt"
+    script = Path(__file__).with_name("ddp_gradients.py")
+    ranks = [
+        subprocess.Popen([sys.executable, str(script), str(paths[1]), str(epoch), str(saved),
+                          str(rank), port], env={**os.environ, "OMP_NUM_THREADS": "1"})
+        for rank in (0, 1)
+    ]  # fmt: skip
+    assert [rank.wait(timeout=300) for rank in ranks] == [0, 0]
+    assert_same_gradients(whole, torch.load(saved))
 
 
 def test_start_or_resume_restores_the_state_a_checkpoint_holds(encoded, tmp_path):
@@ -258,3 +318,36 @@ def test_compile_and_pad_multiple_reach_the_training_passes(demo_root, monkeypat
     assert len(widths) == 2 * 3  # ids and token types of 3 steps; evaluation is not rounded
     # up to 32 tokens: 32; longer (at most max_len 40): 64 capped at max_len
     assert set(widths) <= {32, 40} and 40 in widths, widths
+
+
+def test_the_head_runs_in_fp32_under_bf16_autocast():
+    torch.manual_seed(0)
+    model = Classifier(tiny_bert(hidden=32), num_labels=82, dropout=0.0, head="linear").eval()
+    ids = torch.randint(1, 50, (4, 9))
+    mask = torch.ones_like(ids)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        logits = model(ids, mask)
+        cls = model.backbone(input_ids=ids, attention_mask=mask).last_hidden_state[:, 0]
+    assert logits.dtype == torch.float32
+    expected = torch.nn.functional.linear(cls.float(), model.head.weight, model.head.bias)
+    assert torch.equal(logits, expected)  # not a bf16 matmul rounded up to fp32
+    assert not torch.equal(logits, logits.bfloat16().float())
+
+
+def test_unreadable_checkpoints_fall_back_to_the_previous_one_then_to_a_clean_start(
+    encoded, tmp_path
+):
+    first = trainer(encoded, tmp_path, checkpoint_every=2)
+    first.start_or_resume()
+    for _ in range(4):
+        first.train_step(batch_of(first), epoch=0)
+        first.evaluate_and_checkpoint(epoch=0, loss=1.0)
+    assert torch.load(tmp_path / PREVIOUS_CHECKPOINT, weights_only=False)["step"] == 2
+    (tmp_path / CHECKPOINT).write_bytes(b"not a checkpoint")
+    second = trainer(encoded, tmp_path, checkpoint_every=2)
+    assert second.start_or_resume() is True and second.step == 2
+    assert not (tmp_path / CHECKPOINT).exists()  # the next save keeps the good one as previous
+
+    (tmp_path / PREVIOUS_CHECKPOINT).write_bytes(b"")
+    third = trainer(encoded, tmp_path, checkpoint_every=2)
+    assert third.start_or_resume() is False and third.step == 0

@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,10 +24,11 @@ from comp.config import Config
 from comp.data import load_tests, load_train
 from comp.errors import CompError
 from comp.folds import folds_paths, load_folds
-from comp.io import sha256_file
+from comp.io import UnreadableFile, read_json, remove_stale_temp_files, sha256_file
 from comp.kinds import KindRun, ModelKind, RunInputs, get_kind
 from comp.runs.layout import CACHE, METRICS, OOF, TEST_LOGITS, experiment_dir, fold_dir
-from comp.runs.outputs import read_json, write_config_file, write_fold_outputs
+from comp.runs.locks import fold_lock
+from comp.runs.outputs import write_config_file, write_fold_outputs
 
 # The data keys that make every kind's inputs and labels (the files are checked by sha256).
 INPUT_KEYS = ("text_column", "label_column", "question_marker", "answer_marker")
@@ -135,7 +137,11 @@ def _finished_folds(
     train_sha256 = _sha256_if_file(Path(config.data.train))
     done = {}
     for fold in folds:
-        saved = finished_metrics(config, fold, folds_sha256, train_sha256, fingerprint)
+        try:
+            saved = finished_metrics(config, fold, folds_sha256, train_sha256, fingerprint)
+        except UnreadableFile as error:  # a truncated or foreign metrics.json: unfinished
+            console.print(f"fold {fold}: {error.path} is unreadable ({error.reason}); retraining")
+            continue
         if saved is None:
             continue
         console.print(
@@ -159,6 +165,7 @@ def _train_fold(
     if inputs.writes:
         if force or (out / METRICS).is_file():
             clear_fold(out, kind.FOLD_FILES)
+        remove_stale_temp_files(out)  # of killed writers: this process holds the fold's lock
         out.mkdir(parents=True, exist_ok=True)
         write_config_file(config, out)
     started = time.perf_counter()
@@ -180,25 +187,36 @@ def train_folds(
 ) -> list[FoldResult]:
     """Train the given folds of the configured kind; finished ones are skipped unless `force`.
     An interrupted fold keeps its kind's files (a checkpoint) and resumes; a forced or stale one
-    starts over."""
+    starts over. Each fold is locked while this process may train it: a second process asking
+    for it stops at once (FoldBusyError)."""
     kind = get_kind(config.model.kind)
     fingerprint = fold_fingerprint(config)
-    if not process_writes():
+    writes = process_writes()
+    if not writes:
         console = Console(quiet=True)
-    results = {} if force else _finished_folds(config, folds, fingerprint, console)
-    todo = [fold for fold in folds if fold not in results]
-    if todo:
-        inputs = load_run_inputs(config, fingerprint)
-        run = kind.start(inputs, device, console)
-        try:
-            for fold in todo:
-                result = _train_fold(kind, run, inputs, fold, force, console)
-                if result is not None:
-                    results[fold] = result
-        finally:
-            run.close()
+    with ExitStack() as held:
+        locks = {fold: held.enter_context(ExitStack()) for fold in folds}
+        if writes:  # torchrun ranks other than 0 neither write nor lock
+            for fold in folds:
+                description = f"fold {fold} of {config.train.experiment}"
+                locks[fold].enter_context(fold_lock(fold_dir(config, fold), description))
+        results = {} if force else _finished_folds(config, folds, fingerprint, console)
+        for fold in results:
+            locks[fold].close()
+        todo = [fold for fold in folds if fold not in results]
+        if todo:
+            inputs = load_run_inputs(config, fingerprint)
+            run = kind.start(inputs, device, console)
+            try:
+                for fold in todo:
+                    result = _train_fold(kind, run, inputs, fold, force, console)
+                    if result is not None:
+                        results[fold] = result
+                    locks[fold].close()
+            finally:
+                run.close()
     ordered = [results[fold] for fold in sorted(results)]
-    if process_writes():
+    if writes:
         print_results(ordered, console)
     return ordered
 

@@ -15,9 +15,10 @@ from rich.console import Console
 
 from comp.config import Config
 from comp.errors import CompError
+from comp.io import read_json
 from comp.runs.frame import FoldResult, print_results
 from comp.runs.layout import CONFIG, LAUNCH, METRICS, experiment_dir, fold_dir
-from comp.runs.outputs import read_json, write_config_file
+from comp.runs.outputs import write_config_file
 
 
 def _fold_command(config_path: Path, fold: int, device: str, force: bool) -> list[str]:

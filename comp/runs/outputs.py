@@ -13,7 +13,7 @@ import polars as pl
 
 from comp.config import write_config
 from comp.errors import CompError
-from comp.io import write_all_atomically
+from comp.io import read_parquet, write_all_atomically
 from comp.kinds import FoldFit, RunInputs
 from comp.metrics import macro_f1, per_class_f1
 from comp.runs.layout import CONFIG, METRICS, OOF, TEST_LOGITS
@@ -41,9 +41,31 @@ def write_config_file(config, folder: Path) -> None:
     write_all_atomically({folder / CONFIG: lambda p: write_config(config, p)})
 
 
+class NonFiniteLogitsError(CompError):
+    pass
+
+
+def _check_finite(fit: FoldFit, fold: int, inputs: RunInputs) -> None:
+    config = inputs.config
+    named = [("validation", fit.val_logits)]
+    named += [
+        (f"test set '{t.name}'", z) for t, z in zip(inputs.tests, fit.test_logits, strict=True)
+    ]
+    for name, logits in named:
+        bad = int(np.size(logits) - np.isfinite(logits).sum())
+        if bad:
+            raise NonFiniteLogitsError(
+                f"fold {fold} of {config.train.experiment} ({config.model.kind}): {name} logits "
+                f"hold {bad:,} non-finite values; nothing written. The model diverged: try a "
+                "lower learning rate"
+            )
+
+
 def write_fold_outputs(out: Path, fold: int, inputs: RunInputs, fit: FoldFit, extra: dict) -> dict:
-    """Write the fold's three files from a kind's FoldFit; returns the metrics written."""
+    """Write the fold's three files from a kind's FoldFit; returns the metrics written. Logits
+    that are not all finite are refused, whatever the kind: nothing is written."""
     num_labels = inputs.config.data.num_labels
+    _check_finite(fit, fold, inputs)
     val_rows = inputs.val_rows(fold)
     y = inputs.train.labels[val_rows]
     predicted = fit.val_logits.argmax(1)
@@ -77,33 +99,13 @@ def write_fold_outputs(out: Path, fold: int, inputs: RunInputs, fit: FoldFit, ex
     return metrics
 
 
-def read_json(path: Path, rebuild: str) -> dict:
-    """A JSON object written by comp; a missing, truncated or foreign file is a CompError that
-    names it and the command that rebuilds it."""
-    try:
-        value = json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise CompError(f"{path}: not found; run `{rebuild}` first") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CompError(f"{path}: unreadable ({exc}); run `{rebuild}`") from None
-    if not isinstance(value, dict):
-        raise CompError(f"{path}: not a JSON object; run `{rebuild}`")
-    return value
-
-
 def read_logits_parquet(
     path: Path, rebuild: str, keys: list[str], num_labels: int, column: str = "logits"
 ) -> pl.DataFrame:
     """`keys` and a logits column (Array(Float32, num_labels)) of a parquet file written by comp;
     a missing, truncated or foreign file is a CompError naming it and the command that rebuilds
     it."""
-    if not Path(path).is_file():
-        raise CompError(f"{path}: not found; run `{rebuild}` first")
-    try:
-        frame = pl.read_parquet(path, columns=[*keys, column])
-    except (pl.exceptions.PolarsError, OSError) as exc:
-        reason = str(exc).strip().splitlines()[0]
-        raise CompError(f"{path}: unreadable ({reason}); run `{rebuild}`") from None
+    frame = read_parquet(path, rebuild, [*keys, column])
     width = getattr(frame.schema[column], "size", None)
     if width != num_labels:
         raise CompError(

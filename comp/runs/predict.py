@@ -14,7 +14,7 @@ from rich.progress import Progress
 from comp.config import Config, load_config
 from comp.data import TestData, load_test
 from comp.errors import CompError
-from comp.io import write_all_atomically
+from comp.io import read_parquet, write_all_atomically
 from comp.kinds import get_kind
 from comp.runs.layout import CACHE, CONFIG, TEST_LOGITS, experiment_dir, fold_dir
 from comp.runs.outputs import tests_logits_frame
@@ -64,7 +64,7 @@ def predict_folds(
                     f"{folder}: fold {k} has not finished training; run "
                     f"`comp train --fold {k}` first"
                 )
-            existing = pl.read_parquet(path)
+            existing = read_parquet(path, f"comp train --fold {k} --force")
             have = set(existing["set"].unique().to_list())
             todo = [tests[n] for n in tests if force or set_names or n not in have]
             if todo:

@@ -19,10 +19,10 @@ from rich.console import Console
 from comp.config import Config
 from comp.data import TestData
 from comp.kinds import KindRun, RunInputs
-from comp.kinds.transformer.files import BEST_MODEL, CHECKPOINT
+from comp.kinds.transformer.files import BEST_MODEL, CHECKPOINT, PREVIOUS_CHECKPOINT
 
-FOLD_FILES = (CHECKPOINT, BEST_MODEL)
-SCRATCH_FILES = (CHECKPOINT,)  # only an unfinished fold needs it
+FOLD_FILES = (CHECKPOINT, PREVIOUS_CHECKPOINT, BEST_MODEL)
+SCRATCH_FILES = (CHECKPOINT, PREVIOUS_CHECKPOINT)  # only an unfinished fold needs them
 
 # train keys that change where, how fast or how often things happen, not the model a fold makes
 NOT_SHAPING = {
@@ -34,6 +34,7 @@ NOT_SHAPING = {
     "eval_batch_size",
     "eval_every",
     "checkpoint_every",
+    "max_nonfinite_steps",
 }
 
 

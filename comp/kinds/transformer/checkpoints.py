@@ -1,8 +1,10 @@
-"""A fold's training checkpoint and best model: what they hold, and the RNG states that make a
-resumed run replay an uninterrupted one exactly (on a CPU)."""
+"""A fold's training checkpoints and best model: saving them (the last two checkpoints are
+kept), reading them back (an unreadable file is reported, never a traceback), and the RNG
+states that make a resumed run replay an uninterrupted one exactly (on a CPU)."""
 
 from __future__ import annotations
 
+import os
 import random
 from pathlib import Path
 
@@ -44,3 +46,29 @@ def save_torch(obj, path: Path) -> None:
 
 def load_torch(path: Path, device: torch.device | str = "cpu", mmap: bool = False):
     return torch.load(path, map_location=device, weights_only=False, mmap=mmap)
+
+
+class UnreadableCheckpoint(Exception):
+    """A checkpoint or best-model file that cannot be loaded; the message says why."""
+
+
+def read_state(path: Path, keys: tuple[str, ...], device: torch.device | str = "cpu") -> dict:
+    """A dict saved by `save_torch` holding `keys`; UnreadableCheckpoint if the file is
+    truncated, foreign or lacks a key (torch raises many types for a bad file)."""
+    try:
+        state = load_torch(path, device)
+    except Exception as exc:  # noqa: BLE001 (EOFError, RuntimeError, UnpicklingError, ...)
+        text = str(exc).strip()
+        reason = text.splitlines()[0].split(". ")[0] if text else type(exc).__name__
+        raise UnreadableCheckpoint(f"{path} is unreadable ({reason})") from None
+    missing = [key for key in keys if not isinstance(state, dict) or key not in state]
+    if missing:
+        raise UnreadableCheckpoint(f"{path} is not a checkpoint of this kind (no {missing[0]!r})")
+    return state
+
+
+def save_checkpoint(state: dict, path: Path, previous: Path) -> None:
+    """Save `state` to `path`, keeping the checkpoint it replaces as `previous`."""
+    if path.is_file():
+        os.replace(path, previous)
+    save_torch(state, path)

@@ -21,8 +21,9 @@ from comp.kinds.transformer.model import Classifier, build_classifier
 from comp.kinds.transformer.token_cache import EncodedTexts, encode_cached
 
 
-def autocast(device: torch.device):
-    if device.type == "cuda":
+def autocast(device: torch.device, precision: str = "bf16"):
+    """bf16 autocast on CUDA unless `precision` is fp32; CPUs compute in fp32."""
+    if device.type == "cuda" and precision == "bf16":
         return torch.autocast("cuda", dtype=torch.bfloat16)
     return nullcontext()
 
@@ -36,6 +37,7 @@ def predict_logits(
     pad_id: int,
     device: torch.device,
     scale: float,
+    precision: str = "bf16",
 ) -> np.ndarray:
     """Logits (times the loss's scale s) of `rows`, in the order given; batched by length."""
     model.eval()
@@ -44,7 +46,7 @@ def predict_logits(
     out = np.zeros((len(rows), model.head.weight.shape[0]), dtype=np.float32)
     for start in range(0, len(order), batch_size):
         part = order[start : start + batch_size]
-        with autocast(device):
+        with autocast(device, precision):
             logits = model(**collate(encoded, rows[part], pad_id, device))
         out[part] = (scale * logits.float()).cpu().numpy()
     return out
@@ -84,9 +86,9 @@ def predict_fold(
             tokenizer, test.questions, test.answers, m.max_len, m.answer_min_tokens, cache_dir
         )
         rows = np.arange(len(test))
-        out.append(
-            predict_logits(
-                model, encoded, rows, t.eval_batch_size, tokenizer.pad_token_id, device, t.ldam_s
-            )
+        pad_id = tokenizer.pad_token_id
+        logits = predict_logits(
+            model, encoded, rows, t.eval_batch_size, pad_id, device, t.ldam_s, t.precision
         )
+        out.append(logits)
     return out

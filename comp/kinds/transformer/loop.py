@@ -2,17 +2,20 @@
 
 - `FoldTrainer.__init__` builds what a fold needs: the LDAM margins and DRW weights from the
   fold's training counts, the classifier, LLRD AdamW with warmup and linear decay, FGM;
-- `start_or_resume` continues from the fold's checkpoint when it was made from the same data,
-  folds and fingerprint, else starts clean;
-- `train_step` runs one optimiser step: length-bucketed micro-batches, CE then LDAM/DRW, FGM on
-  the word embeddings, clipping after the restore;
+- `start_or_resume` continues from the fold's last readable checkpoint when it was made from the
+  same data, folds and fingerprint, else starts clean;
+- `train_step` runs one optimiser step: `accumulate_gradients` over the micro-batches (CE then
+  LDAM/DRW, normalised by the whole batch; FGM on the word embeddings), then clipping and the
+  step, skipped when the loss or the gradient is not finite;
 - `evaluate_and_checkpoint` scores the validation rows every `eval_every` steps, keeps the best
   model, and saves a checkpoint every `checkpoint_every` steps;
-- `run` loops to `train.steps` and returns the best model's validation and test logits.
+- `run` loops to `train.steps` and returns the best model's validation and test logits; too many
+  non-finite steps in a row, or non-finite validation logits, stop it with `DivergedError`.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from dataclasses import dataclass
@@ -20,40 +23,43 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.distributed as torch_dist
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 
+from comp.errors import CompError
 from comp.kinds import FoldFit, RunInputs
 from comp.kinds.transformer.batches import collate, epoch_batches
 from comp.kinds.transformer.checkpoints import (
-    load_torch,
+    UnreadableCheckpoint,
+    read_state,
     rng_state,
+    save_checkpoint,
     save_torch,
     seed_everything,
     set_rng_state,
 )
 from comp.kinds.transformer.distributed import SINGLE, Dist, peak_memory_mb, shard, wrap
 from comp.kinds.transformer.fgm import FGM
-from comp.kinds.transformer.files import BACKBONE, BEST_MODEL, CHECKPOINT
-from comp.kinds.transformer.inference import (
-    autocast,
-    predict_logits,
-    save_backbone_files,
+from comp.kinds.transformer.files import BACKBONE, BEST_MODEL, CHECKPOINT, PREVIOUS_CHECKPOINT
+from comp.kinds.transformer.inference import autocast, predict_logits, save_backbone_files
+from comp.kinds.transformer.losses import (
+    drw_class_weights,
+    ldam_margins,
+    recipe_loss,
+    uses_drw_weights,
 )
-from comp.kinds.transformer.losses import drw_class_weights, ldam_margins, recipe_loss
 from comp.kinds.transformer.model import build_classifier
 from comp.kinds.transformer.optim import linear_warmup_decay, llrd_param_groups
 from comp.kinds.transformer.token_cache import EncodedTexts
 from comp.metrics import macro_f1
+from comp.progress import StepProgress
 
 MADE_WITH = ("folds_sha256", "train_sha256", "config_sha256")  # a checkpoint's provenance
+CHECKPOINT_KEYS = ("model", "optimizer", "scheduler", "rng", "step", "best", "history")
+
+
+class DivergedError(CompError):
+    """Training produced non-finite numbers; the fold stops, its last checkpoint is kept."""
 
 
 @dataclass(frozen=True)
@@ -64,20 +70,6 @@ class EncodedRun:
     tokenizer: object
     train: EncodedTexts
     tests: list[EncodedTexts]
-
-
-def _progress(console: Console) -> Progress:
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(bar_width=20),
-        MofNCompleteColumn(),
-        TextColumn("loss {task.fields[loss]:.4f}  lr {task.fields[lr]:.2e}"),
-        TextColumn("{task.fields[rate]:.1f} samples/s"),
-        TimeElapsedColumn(),
-        TextColumn("ETA"),
-        TimeRemainingColumn(),
-        console=console,
-    )
 
 
 class FoldTrainer:
@@ -94,14 +86,8 @@ class FoldTrainer:
         dist: Dist = SINGLE,
     ) -> None:
         config = data.inputs.config
-        self.config, self.cfg, self.data, self.fold, self.out = (
-            config,
-            config.train,
-            data,
-            fold,
-            out,
-        )
-        self.device, self.console, self.dist = device, console, dist
+        self.config, self.cfg, self.data = config, config.train, data
+        self.fold, self.out, self.device, self.console, self.dist = fold, out, device, console, dist
         cfg = self.cfg
         seed_everything(cfg.seed)
         self.labels = data.inputs.train.labels
@@ -115,7 +101,8 @@ class FoldTrainer:
             boost_classes=cfg.boost_classes,
             boost_factor=cfg.boost_factor,
         ).to(device)
-        self.weights = drw_class_weights(counts, beta=cfg.drw_beta).to(device)
+        weights = drw_class_weights(counts, beta=cfg.drw_beta)
+        self.weights, self.row_weight = weights.to(device), weights.double().numpy()
 
         self.model = build_classifier(config, pretrained=True).to(device)
         self.net = wrap(self.model, dist, device)  # what the training passes go through
@@ -132,6 +119,7 @@ class FoldTrainer:
         self.step, self.best, self.history = 0, {"score": -1.0, "step": 0}, []
         self.samples = self.tokens = 0
         self.loop_time = 0.0
+        self.skipped_steps = self.nonfinite_in_a_row = 0
 
     # -----------------------------------------------------------------------------------------
     # Start or resume
@@ -140,48 +128,80 @@ class FoldTrainer:
         inputs = self.data.inputs
         return inputs.folds_sha256, inputs.train.sha256, inputs.fingerprint
 
+    def _readable_checkpoint(self) -> dict | None:
+        """The newest checkpoint that loads, each unreadable one reported in one line; an
+        unreadable newest one is removed so that the next save keeps the good one as previous."""
+        newest, previous = self.out / CHECKPOINT, self.out / PREVIOUS_CHECKPOINT
+        for path in (newest, previous):
+            if not path.is_file():
+                continue
+            try:
+                return read_state(path, CHECKPOINT_KEYS + MADE_WITH, self.device)
+            except UnreadableCheckpoint as problem:
+                fallback = "trying the previous one" if path == newest else "no other is left"
+                self.console.print(f"fold {self.fold}: {problem}; {fallback}")
+                if path == newest and self.dist.main:
+                    newest.unlink(missing_ok=True)
+        return None
+
+    def _restore_best(self) -> None:
+        """The best score so far, from best_model.pt when it is newer than the checkpoint (a
+        kill fell in between); an unreadable one is dropped: later evaluations make another."""
+        best_path = self.out / BEST_MODEL
+        if not best_path.is_file():
+            return
+        try:
+            saved = read_state(best_path, ("model", "score", "step"), "cpu")
+        except UnreadableCheckpoint as problem:
+            self.console.print(f"fold {self.fold}: {problem}; the best model is chosen again")
+            self.best = {"score": -1.0, "step": 0}
+            if self.dist.main:
+                best_path.unlink(missing_ok=True)
+            return
+        if saved["score"] > self.best["score"]:
+            self.best = {"score": saved["score"], "step": saved["step"]}
+
     def start_or_resume(self) -> bool:
-        """Load the fold's checkpoint if it was made from the same data, folds and fingerprint
-        (True), else start clean, removing what an earlier attempt left (False)."""
-        checkpoint_path, best_path = self.out / CHECKPOINT, self.out / BEST_MODEL
-        state = None
+        """Load the fold's last readable checkpoint if it was made from the same data, folds and
+        fingerprint (True), else start clean, removing what an earlier attempt left (False)."""
         self.dist.barrier()  # every rank decides from the same files
-        if checkpoint_path.is_file():
-            state = load_torch(checkpoint_path, self.device)
-            if tuple(state.get(k) for k in MADE_WITH) != self._made_with():
-                self.console.print(
-                    f"fold {self.fold}: {checkpoint_path} was made with other data, folds or "
-                    "training config; restarting"
-                )
-                state = None
+        state = self._readable_checkpoint()
+        if state is not None and tuple(state.get(k) for k in MADE_WITH) != self._made_with():
+            self.console.print(
+                f"fold {self.fold}: its checkpoint was made with other data, folds or training "
+                "config; restarting"
+            )
+            state = None
         self.dist.barrier()
         if state is None:
             if self.dist.main:  # nothing of an earlier attempt may leak in
-                checkpoint_path.unlink(missing_ok=True)
-                best_path.unlink(missing_ok=True)
+                for name in (CHECKPOINT, PREVIOUS_CHECKPOINT, BEST_MODEL):
+                    (self.out / name).unlink(missing_ok=True)
                 save_backbone_files(self.model, self.data.tokenizer, self.out / BACKBONE)
             return False
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         set_rng_state(state["rng"])
+        self.step, self.best, self.history = state["step"], state["best"], state["history"]
         if self.dist.main and not (self.out / BACKBONE / "config.json").is_file():
             save_backbone_files(self.model, self.data.tokenizer, self.out / BACKBONE)
-        self.step, self.best, self.history = state["step"], state["best"], state["history"]
-        self.console.print(f"fold {self.fold}: resuming from step {self.step} ({checkpoint_path})")
-        if best_path.is_file():  # it may be newer than the checkpoint: a kill fell in between
-            saved = load_torch(best_path, "cpu", mmap=True)
-            if saved["score"] > self.best["score"]:
-                self.best = {"score": saved["score"], "step": saved["step"]}
+        self._restore_best()
+        self.console.print(f"fold {self.fold}: resuming from step {self.step}")
         return True
 
     # -----------------------------------------------------------------------------------------
     # One optimiser step
 
-    def _loss(self, logits: torch.Tensor, targets: torch.Tensor, epoch: int) -> torch.Tensor:
+    def _forward(self, inputs: dict) -> torch.Tensor:
+        with autocast(self.device, self.cfg.precision):
+            return self.net(**inputs).float()
+
+    def _loss_sum(self, logits: torch.Tensor, targets: torch.Tensor, epoch: int) -> torch.Tensor:
+        """The sum over rows of each row's (weighted) loss."""
         cfg = self.cfg
         if cfg.loss == "ce":
-            return torch.nn.functional.cross_entropy(cfg.ldam_s * logits, targets)
+            return torch.nn.functional.cross_entropy(cfg.ldam_s * logits, targets, reduction="sum")
         return recipe_loss(
             logits,
             targets,
@@ -190,53 +210,95 @@ class FoldTrainer:
             margins=self.margins,
             weights=self.weights,
             s=cfg.ldam_s,
+            reduction="sum",
         )
 
-    def _forward(self, inputs: dict) -> torch.Tensor:
-        with autocast(self.device):
-            return self.net(**inputs).float()
+    def batch_normaliser(self, batch: np.ndarray, epoch: int) -> float:
+        """What the summed loss of the whole batch is divided by: its row count, or in the DRW
+        phase the sum of its rows' class weights (PyTorch's weighted mean). Computed from the
+        unsplit batch by every process, so micro-batches and ranks weigh rows as one batch."""
+        if uses_drw_weights(self.cfg.loss, epoch, self.cfg.drw_start_epoch):
+            return float(self.row_weight[self.labels[batch]].sum())
+        return float(len(batch))
 
-    def _micro_batch(self, rows: np.ndarray, share: float, epoch: int) -> torch.Tensor:
-        """Forward and backward of one micro-batch (and FGM's second pass); its loss, detached."""
+    def _micro_batch(self, rows: np.ndarray, scale: float, epoch: int) -> torch.Tensor:
+        """Forward and backward of one micro-batch (and FGM's second pass); its share of the
+        batch loss, detached."""
         cfg, fgm = self.cfg, self.fgm
-        inputs = collate(
-            self.data.train,
-            rows,
-            self.pad_id,
-            self.device,
-            cfg.pad_multiple,
-            self.config.model.max_len,
-        )
+        max_len = self.config.model.max_len
+        inputs = collate(self.data.train, rows, self.pad_id, self.device, cfg.pad_multiple, max_len)
         targets = torch.as_tensor(self.labels[rows], device=self.device)
         before = fgm.weight.grad.clone() if fgm and fgm.weight.grad is not None else None
-        loss = share * self._loss(self._forward(inputs), targets, epoch)
+        loss = scale * self._loss_sum(self._forward(inputs), targets, epoch)
         loss.backward()
         if fgm is not None:
             own = fgm.weight.grad if before is None else fgm.weight.grad - before
             if fgm.attack(cfg.fgm_eps, grad=own):
-                (share * self._loss(self._forward(inputs), targets, epoch)).backward()
+                (scale * self._loss_sum(self._forward(inputs), targets, epoch)).backward()
                 fgm.restore()
         return loss.detach()
 
+    def accumulate_gradients(self, batch: np.ndarray, epoch: int) -> torch.Tensor:
+        """Gradients of the batch's loss, from this rank's share in `grad_accum` micro-batches
+        (the same count on every rank); returns this rank's share of the loss. DDP averages the
+        ranks' gradients, so each rank scales its share by the number of ranks."""
+        cfg, world = self.cfg, self.dist.world
+        used = batch[: len(batch) - len(batch) % world]  # what the ranks' equal shares cover
+        mine = shard(batch, self.dist)
+        total = self.batch_normaliser(used, epoch)
+        loss = torch.zeros((), device=self.device)
+        if total <= 0:  # fewer rows than ranks: no rank trains on this batch
+            return loss
+        micro_size = max(1, -(-len(mine) // cfg.grad_accum))
+        for start in range(0, len(mine), micro_size):
+            rows = mine[start : start + micro_size]
+            loss += self._micro_batch(rows, world / total, epoch)
+            self.tokens += int(self.data.train.lengths[rows].sum()) * world
+        self.samples += len(used)
+        return loss
+
+    def _all_finite(self, loss: torch.Tensor, grad_norm: torch.Tensor) -> tuple[float, bool]:
+        """(the loss, whether loss and gradient norm are finite on every rank): one host read."""
+        flags = torch.stack([loss.float(), grad_norm.float()])
+        if self.dist.world > 1:  # every rank must make the same skip decision
+            finite = torch.isfinite(flags).all().float()
+            torch_dist.all_reduce(finite, op=torch_dist.ReduceOp.MIN)
+            flags = torch.cat([flags, finite.view(1)])
+        values = flags.tolist()
+        finite = all(math.isfinite(v) for v in values[:2]) and (len(values) < 3 or values[2] == 1)
+        return values[0], finite
+
     def train_step(self, batch: np.ndarray, epoch: int) -> float:
-        """One optimiser step on the rows of `batch` (this rank's share of it); the batch's
-        mean loss. `grad_accum` micro-batches, the same count on every rank (equal shares); a
-        batch with fewer rows than ranks is empty everywhere and changes no weight."""
-        cfg = self.cfg
-        batch_loss = torch.zeros((), device=self.device)  # read once a step
-        micro_size = max(1, -(-len(batch) // cfg.grad_accum))
-        for start in range(0, len(batch), micro_size):
-            rows = batch[start : start + micro_size]
-            share = len(rows) / len(batch)  # micro-batch losses add up to the batch mean
-            batch_loss += self._micro_batch(rows, share, epoch)
-            self.tokens += int(self.data.train.lengths[rows].sum()) * self.dist.world
-        torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.max_grad_norm)
-        self.optimizer.step()
+        """One optimiser step on `batch` (the whole batch; each rank trains on its share). A
+        non-finite loss or gradient norm skips the update (counted); the step, the schedule
+        and the data order move on as usual. Returns the batch loss."""
+        loss = self.accumulate_gradients(batch, epoch)
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.max_grad_norm)
+        value, finite = self._all_finite(loss, grad_norm)
+        if finite:
+            self.optimizer.step()
+            self.nonfinite_in_a_row = 0
+        else:
+            self.skipped_steps += 1
+            self.nonfinite_in_a_row += 1
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
         self.step += 1
-        self.samples += len(batch) * self.dist.world  # every rank trains on an equal share
-        return batch_loss.item()
+        if self.nonfinite_in_a_row >= self.cfg.max_nonfinite_steps:
+            in_a_row = self.nonfinite_in_a_row
+            self._diverged(f"{in_a_row} steps in a row had a non-finite loss or gradient")
+        return value
+
+    def _diverged(self, what: str) -> None:
+        lr = self.scheduler.get_last_lr()[0]
+        kept = self.out / CHECKPOINT
+        checkpoint = f"its last checkpoint ({kept}) is kept" if kept.is_file() else "no checkpoint"
+        bf16 = self.device.type == "cuda" and self.cfg.precision == "bf16"
+        hint = "a lower train.lr" + (", or train.precision=fp32" if bf16 else "")
+        raise DivergedError(
+            f"fold {self.fold} diverged at step {self.step} (lr {lr:.2e}): {what}; nothing "
+            f"written, {checkpoint}. Try {hint}"
+        )
 
     # -----------------------------------------------------------------------------------------
     # Evaluate and checkpoint
@@ -251,13 +313,24 @@ class FoldTrainer:
             self.pad_id,
             self.device,
             cfg.ldam_s,
+            cfg.precision,
         )
 
-    def evaluate(self) -> float:
+    def evaluate(self) -> float | None:
+        """Validation macro-F1, or None when the validation logits are not all finite."""
         logits = self.validation_logits()
         self.model.train()
+        if not np.isfinite(logits).all():
+            return None
         y = self.labels[self.val_rows]
         return macro_f1(y, logits.argmax(1), self.config.data.num_labels)
+
+    def _any_rank(self, flag: bool) -> bool:
+        if self.dist.world == 1:
+            return flag
+        value = torch.tensor(float(flag), device=self.device)
+        torch_dist.all_reduce(value, op=torch_dist.ReduceOp.MAX)
+        return bool(value.item())
 
     def _checkpoint_state(self) -> dict:
         inputs = self.data.inputs
@@ -278,14 +351,18 @@ class FoldTrainer:
         """At the evaluation cadence (and the last step) score the validation rows and keep the
         best model; at the checkpoint cadence save everything a resume needs (rank 0)."""
         cfg, step = self.cfg, self.step
-        if (step % cfg.eval_every == 0 or step == cfg.steps) and self.dist.main:
-            score = self.evaluate()
+        evaluates = step % cfg.eval_every == 0 or step == cfg.steps
+        score = self.evaluate() if evaluates and self.dist.main else 0.0
+        if evaluates and self._any_rank(score is None):  # rank 0 tells the others
+            self._diverged("the validation logits are not finite")
+        if evaluates and self.dist.main:
             self.history.append({"step": step, "epoch": epoch, "loss": loss, "val_macro_f1": score})
             if score > self.best["score"]:
                 self.best = {"score": score, "step": step}
                 save_torch({**self.best, "model": self.model.state_dict()}, self.out / BEST_MODEL)
         if step % cfg.checkpoint_every == 0 and step < cfg.steps and self.dist.main:
-            save_torch(self._checkpoint_state(), self.out / CHECKPOINT)
+            state = self._checkpoint_state()
+            save_checkpoint(state, self.out / CHECKPOINT, self.out / PREVIOUS_CHECKPOINT)
         if step % cfg.eval_every == 0 or step % cfg.checkpoint_every == 0:
             self.dist.barrier()  # the other ranks wait while rank 0 evaluates and saves
 
@@ -298,21 +375,17 @@ class FoldTrainer:
         self.start_or_resume()
         self.model.train()
         order: list[list[int]] = []
-        with _progress(self.console) as progress:
-            lr = self.scheduler.get_last_lr()[0]
-            task = progress.add_task(
-                f"fold {self.fold}", total=cfg.steps, completed=self.step, loss=0.0, lr=lr, rate=0.0
-            )
+        with StepProgress(self.console, f"fold {self.fold}", cfg.steps, self.step) as progress:
             while self.step < cfg.steps:
                 tick = time.perf_counter()
                 epoch, position = divmod(self.step, self.batches_per_epoch)
                 if position == 0 or not order:
                     order = epoch_batches(self.lengths, cfg.batch_size, cfg.seed, self.fold, epoch)
-                loss = self.train_step(shard(self.train_rows[order[position]], self.dist), epoch)
+                loss = self.train_step(self.train_rows[order[position]], epoch)
                 self.loop_time += time.perf_counter() - tick
                 rate = self.samples / max(self.loop_time, 1e-9)
                 lr = self.scheduler.get_last_lr()[0]
-                progress.update(task, advance=1, loss=loss, lr=lr, rate=rate)
+                progress.update(self.step, f"loss {loss:.4f}  lr {lr:.2e}  {rate:.1f} samples/s")
                 self.evaluate_and_checkpoint(epoch, loss)
         self.dist.barrier()
         if not self.dist.main:
@@ -320,19 +393,24 @@ class FoldTrainer:
         return self._best_model_fit()
 
     def _best_model_fit(self) -> FoldFit:
-        self.model.load_state_dict(load_torch(self.out / BEST_MODEL, self.device)["model"])
-        cfg, rows = self.cfg, np.arange
+        try:
+            saved = read_state(self.out / BEST_MODEL, ("model",), self.device)
+        except UnreadableCheckpoint as problem:
+            raise CompError(f"{problem}; run `comp train --fold {self.fold} --force`") from None
+        self.model.load_state_dict(saved["model"])
+        cfg = self.cfg
         test_logits = [
             predict_logits(
                 self.model,
-                e,
-                rows(len(e)),
+                encoded,
+                np.arange(len(encoded)),
                 cfg.eval_batch_size,
                 self.pad_id,
                 self.device,
                 cfg.ldam_s,
+                cfg.precision,
             )
-            for e in self.data.tests
+            for encoded in self.data.tests
         ]
         seconds = max(self.loop_time, 1e-9)
         return FoldFit(
@@ -347,5 +425,7 @@ class FoldTrainer:
                 "device": str(self.device),
                 "world_size": self.dist.world,  # processes (torchrun ranks) that trained it
                 "visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
+                "skipped_steps": self.skipped_steps,  # non-finite loss or gradient
+                "precision": cfg.precision if self.device.type == "cuda" else "fp32",
             },
         )

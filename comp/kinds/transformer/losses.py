@@ -68,11 +68,14 @@ def ldam_loss(
     margins: torch.Tensor,
     weight: torch.Tensor | None = None,
     s: float = 1.0,
+    reduction: str = "mean",
 ) -> torch.Tensor:
     """Cross-entropy of s * (logits - Δ_y on the true class only), mean over the batch.
 
     With weight, this is PyTorch's weighted mean: sum_i w_{y_i} * l_i / sum_i w_{y_i}, i.e. it
-    divides by the sum of the targets' weights, not by the batch size.
+    divides by the sum of the targets' weights, not by the batch size. reduction="sum" gives
+    sum_i w_{y_i} * l_i: the training loop divides that by the weight sum of the whole batch,
+    so that splitting a batch (micro-batches, ranks) does not change the weighting.
     """
     margins = margins.to(device=logits.device, dtype=logits.dtype)
     shifted = (
@@ -80,7 +83,7 @@ def ldam_loss(
     )
     if weight is not None:
         weight = weight.to(device=logits.device, dtype=logits.dtype)
-    return F.cross_entropy(s * shifted, targets, weight=weight)
+    return F.cross_entropy(s * shifted, targets, weight=weight, reduction=reduction)
 
 
 def recipe_loss(
@@ -92,6 +95,7 @@ def recipe_loss(
     margins: torch.Tensor,
     weights: torch.Tensor | None,
     s: float = 1.0,
+    reduction: str = "mean",
 ) -> torch.Tensor:
     """The paper's schedule: plain CE while epoch < drw_start_epoch (0-based epochs, so epochs
     0..drw_start_epoch-1), then LDAM with DRW class weights.
@@ -100,5 +104,10 @@ def recipe_loss(
     start); with the default s = 1 the first phase is exactly plain cross-entropy.
     """
     if epoch < drw_start_epoch:
-        return F.cross_entropy(s * logits, targets)
-    return ldam_loss(logits, targets, margins, weight=weights, s=s)
+        return F.cross_entropy(s * logits, targets, reduction=reduction)
+    return ldam_loss(logits, targets, margins, weight=weights, s=s, reduction=reduction)
+
+
+def uses_drw_weights(loss: str, epoch: int, drw_start_epoch: int) -> bool:
+    """Whether the recipe's loss weighs rows by their class at this epoch (its DRW phase)."""
+    return loss == "ldam_drw" and epoch >= drw_start_epoch

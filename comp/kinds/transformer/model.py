@@ -53,7 +53,11 @@ class Classifier(nn.Module):
         out = self.backbone(
             input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
         )
-        return self.head(self.dropout(out.last_hidden_state[:, 0]))
+        cls = out.last_hidden_state[:, 0]
+        # The head runs in fp32 even under bf16 autocast: bf16 logits tie and flip argmaxes
+        # (on the demo, 2.7 % of rows got a top-1 tie and 1.4 % another argmax).
+        with torch.autocast(cls.device.type, enabled=False):
+            return self.head(self.dropout(cls.float()))
 
 
 def build_classifier(config, pretrained: bool, backbone_dir: str | None = None) -> Classifier:

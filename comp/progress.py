@@ -1,0 +1,84 @@
+"""What long work prints: a console that fits logs as well as terminals, and step progress
+that is a live bar on a terminal and plain lines anywhere else.
+
+Written to a file or a pipe (`make all > log`, CI), rich assumes 80 columns, which cut table
+headers and progress lines short ("300/3…"). There the console is `COLUMNS` wide, else 120, and
+progress is a plain line every tenth of the way, without control characters.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from datetime import timedelta
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+LOG_WIDTH = 120  # columns when the output is not a terminal and COLUMNS is not set
+
+
+def make_console(stderr: bool = False) -> Console:
+    console = Console(stderr=stderr, highlight=False)
+    if not console.is_terminal and not os.environ.get("COLUMNS", "").isdigit():
+        console.width = LOG_WIDTH
+    return console
+
+
+def _clock(seconds: float) -> str:
+    return str(timedelta(seconds=round(max(seconds, 0.0))))
+
+
+class StepProgress:
+    """Progress of a loop of `total` steps, resumed at `completed`. `update(step, text)` after
+    each step; `text` carries the loop's own figures (loss, lr, rate)."""
+
+    def __init__(
+        self, console: Console, description: str, total: int, completed: int = 0, lines: int = 10
+    ) -> None:
+        self.console, self.description, self.total = console, description, total
+        self.every = max(1, total // lines)
+        self.first, self.started = completed, time.perf_counter()
+        self.bar: Progress | None = None
+        if console.is_terminal:
+            self.bar = Progress(
+                TextColumn("[bold]{task.description}"),
+                BarColumn(bar_width=20),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[text]}"),
+                TimeElapsedColumn(),
+                TextColumn("ETA"),
+                TimeRemainingColumn(),
+                console=console,
+            )
+            self.task = self.bar.add_task(description, total=total, completed=completed, text="")
+
+    def __enter__(self) -> StepProgress:
+        if self.bar is not None:
+            self.bar.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+    def update(self, step: int, text: str) -> None:
+        if self.bar is not None:
+            self.bar.update(self.task, completed=step, text=text)
+            return
+        if step % self.every and step != self.total:
+            return
+        elapsed = time.perf_counter() - self.started
+        per_step = elapsed / max(step - self.first, 1)
+        self.console.print(
+            f"{self.description}: step {step}/{self.total} ({step / self.total:.0%}), {text}, "
+            f"{_clock(elapsed)} elapsed, ETA {_clock(per_step * (self.total - step))}",
+            soft_wrap=True,
+        )
