@@ -350,4 +350,8 @@ def test_unreadable_checkpoints_fall_back_to_the_previous_one_then_to_a_clean_st
 
     (tmp_path / PREVIOUS_CHECKPOINT).write_bytes(b"")
     third = trainer(encoded, tmp_path, checkpoint_every=2)
+    third.console = Console(record=True, width=200)
     assert third.start_or_resume() is False and third.step == 0
+    said = third.console.export_text()
+    assert f"{tmp_path / PREVIOUS_CHECKPOINT} is unreadable" in said and "no other is left" in said
+    assert "no readable checkpoint; restarting from scratch" in said

@@ -132,16 +132,20 @@ class FoldTrainer:
         """The newest checkpoint that loads, each unreadable one reported in one line; an
         unreadable newest one is removed so that the next save keeps the good one as previous."""
         newest, previous = self.out / CHECKPOINT, self.out / PREVIOUS_CHECKPOINT
+        unreadable = False
         for path in (newest, previous):
             if not path.is_file():
                 continue
             try:
                 return read_state(path, CHECKPOINT_KEYS + MADE_WITH, self.device)
             except UnreadableCheckpoint as problem:
+                unreadable = True
                 fallback = "trying the previous one" if path == newest else "no other is left"
                 self.console.print(f"fold {self.fold}: {problem}; {fallback}")
                 if path == newest and self.dist.main:
                     newest.unlink(missing_ok=True)
+        if unreadable:
+            self.console.print(f"fold {self.fold}: no readable checkpoint; restarting from scratch")
         return None
 
     def _restore_best(self) -> None:
