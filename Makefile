@@ -4,6 +4,7 @@
 #   make all CONFIG=configs/abjadmed.yaml the real competition (files in data/abjadmed/, a GPU)
 #   make train FOLDS="0 2"                chosen folds only
 #   make -j4 train GPUS="0 1 2 3"         folds in parallel, one process per GPU
+#   make -j3 train GPUS="0 0 0"           three folds at once on one GPU
 #   make setup TORCH=torch                GPU users: a CUDA build of torch instead of the CPU one
 
 PYTHON ?= python3

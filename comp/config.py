@@ -119,6 +119,11 @@ class TrainConfig:
     fgm: bool = True
     fgm_eps: float = 0.2
     precision: str = "bf16"  # bf16 | fp32: autocast on CUDA (the head stays fp32); CPUs use fp32
+    step: str = "sync_free"  # sync_free | eager (the step before, kept for A/B checks)
+    cuda_graphs: str = "false"  # auto | true | false: the sync-free step as CUDA graphs; off until
+    # measured on a GPU (BENCHMARKS.md)
+    attention: str = "efficient"  # efficient | flash | cudnn | math | default: SDPA kernels on CUDA
+    log_every: int = 10  # steps between host reads of the loss (progress, divergence check)
     max_nonfinite_steps: int = 5  # steps in a row with a NaN/inf loss or gradient: the fold stops
     eval_every: int = 500
     checkpoint_every: int = 500
@@ -322,6 +327,16 @@ def validate(config: Config) -> None:
         ),
         (config.train.steps >= 1, "train.steps must be at least 1"),
         (config.train.precision in ("bf16", "fp32"), "train.precision must be bf16 or fp32"),
+        (config.train.step in ("sync_free", "eager"), "train.step must be sync_free or eager"),
+        (
+            config.train.cuda_graphs in ("auto", "true", "false"),
+            "train.cuda_graphs must be auto, true or false",
+        ),
+        (
+            config.train.attention in ("efficient", "flash", "cudnn", "math", "default"),
+            "train.attention must be efficient, flash, cudnn, math or default",
+        ),
+        (config.train.log_every >= 1, "train.log_every must be at least 1"),
         (config.train.max_nonfinite_steps >= 1, "train.max_nonfinite_steps must be at least 1"),
         (
             config.train.eval_every >= 1 and config.train.checkpoint_every >= 1,

@@ -37,14 +37,16 @@ def _clock(seconds: float) -> str:
 
 
 class StepProgress:
-    """Progress of a loop of `total` steps, resumed at `completed`. `update(step, text)` after
-    each step; `text` carries the loop's own figures (loss, lr, rate)."""
+    """Progress of a loop of `total` steps, resumed at `completed`. `update(step, text)` as
+    often as the loop reads its figures (`text`: loss, lr, rate); off a terminal, a line is
+    printed when a tenth of the way has been passed since the last one, and at the end."""
 
     def __init__(
         self, console: Console, description: str, total: int, completed: int = 0, lines: int = 10
     ) -> None:
         self.console, self.description, self.total = console, description, total
         self.every = max(1, total // lines)
+        self.next_line = (completed // self.every + 1) * self.every
         self.first, self.started = completed, time.perf_counter()
         self.bar: Progress | None = None
         if console.is_terminal:
@@ -73,8 +75,9 @@ class StepProgress:
         if self.bar is not None:
             self.bar.update(self.task, completed=step, text=text)
             return
-        if step % self.every and step != self.total:
+        if step < self.next_line and step != self.total:
             return
+        self.next_line = (step // self.every + 1) * self.every
         elapsed = time.perf_counter() - self.started
         per_step = elapsed / max(step - self.first, 1)
         self.console.print(

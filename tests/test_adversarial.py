@@ -142,3 +142,49 @@ def test_explicit_gradient_sets_the_direction_under_accumulation():
     wrong = before + 0.3 * accumulated / np.sqrt((accumulated**2).sum())
     assert np.abs(emb.detach().numpy() - wrong).max() > 1e-4
     fgm.restore()
+
+
+def test_row_fgm_moves_the_touched_rows_as_fgm_does_and_restores_them_bit_for_bit():
+    """The sync-free step's FGM: the same move as FGM's (the gradient is zero outside the
+    batch's token ids, which repeat here), no host read, and an exact restore."""
+    from comp.kinds.transformer.fgm import RowFGM
+
+    model = make_model()
+    ids, y = batch()
+    emb = model.get_input_embeddings().weight
+    original = emb.detach().clone()
+    loss_of(model, ids, y).backward()
+    assert len(ids.flatten().unique()) < ids.numel()  # repeated ids: counted once in the norm
+    FGM(model).attack(0.5)
+    by_fgm = emb.detach().clone()
+    emb.data.copy_(original)
+
+    row_fgm = RowFGM(model)
+    flat = ids.flatten()
+    attacked = row_fgm.attack(flat, torch.zeros(len(flat), emb.shape[1]), 0.5)
+    assert attacked.item() == 1.0
+    torch.testing.assert_close(emb.detach(), by_fgm, rtol=1e-6, atol=1e-7)
+    untouched = torch.ones(len(emb), dtype=torch.bool)
+    untouched[flat] = False
+    assert torch.equal(emb.detach()[untouched], original[untouched])
+    row_fgm.restore(flat)
+    assert torch.equal(emb.detach(), original)
+
+
+@pytest.mark.parametrize("value", [0.0, float("nan")])
+def test_row_fgm_leaves_the_weights_alone_on_a_zero_or_non_finite_gradient(value):
+    from comp.kinds.transformer.fgm import RowFGM
+
+    model = make_model()
+    ids, _ = batch()
+    emb = model.get_input_embeddings().weight
+    emb.grad = torch.full_like(emb, value)
+    original = emb.detach().clone()
+    flat = ids.flatten()
+    row_fgm = RowFGM(model)
+    attacked = row_fgm.attack(flat, torch.zeros(len(flat), emb.shape[1]), 0.5)
+    assert attacked.item() == 0.0
+    if value == 0.0:
+        assert torch.equal(emb.detach(), original)
+    row_fgm.restore(flat)
+    assert torch.equal(emb.detach(), original)

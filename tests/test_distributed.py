@@ -87,3 +87,31 @@ def test_one_process_per_gpu_runs_every_fold(demo_root, tmp_path):
         assert (demo_root / "runs" / "gpus" / "launch" / f"fold{fold}.log").is_file()
     assert seen == {"0", "1"}  # each fold's process saw one device of its own
     assert "training results" in done.stdout
+
+
+def test_a_gpu_id_given_twice_runs_two_folds_at_once_on_it(tmp_path, monkeypatch):
+    """`--gpus 0,0`: two processes on one card (an eager step leaves most of a GPU idle)."""
+
+    from rich.console import Console
+
+    import comp.runs.launch as launch
+
+    def fake_fold(config_path, fold, device, force):  # records when it ran, and where
+        code = (
+            "import os, sys, time; start = time.time(); time.sleep(0.6); "
+            f"open(r'{tmp_path}/fold{fold}', 'w').write("
+            "f\"{start} {time.time()} {os.environ['CUDA_VISIBLE_DEVICES']}\")"
+        )
+        return [sys.executable, "-c", code]
+
+    monkeypatch.setattr(launch, "_fold_command", fake_fold)
+    codes = launch.train_on_gpus(
+        tmp_path / "config.yaml", [0, 1, 2], ["0", "0"], "cuda", False, tmp_path / "logs",
+        Console(quiet=True),
+    )  # fmt: skip
+    assert codes == {0: 0, 1: 0, 2: 0}
+    spans = [[float(x) for x in (tmp_path / f"fold{k}").read_text().split()[:2]] for k in range(3)]
+    devices = {(tmp_path / f"fold{k}").read_text().split()[2] for k in range(3)}
+    assert devices == {"0"}
+    overlapping = max(sum(s <= t < e for s, e in spans) for t, _ in spans)
+    assert overlapping == 2  # two at a time, never three

@@ -18,7 +18,7 @@ from rich.console import Console
 from comp.config import dump_config
 from comp.kinds.transformer.batches import collate
 from comp.kinds.transformer.files import BACKBONE, BEST_MODEL, CHECKPOINT, PREVIOUS_CHECKPOINT
-from comp.kinds.transformer.loop import FoldTrainer
+from comp.kinds.transformer.loop import DivergedError, FoldTrainer
 from comp.kinds.transformer.model import Classifier
 from comp.kinds.transformer.run import encode_run
 from comp.kinds.transformer.token_cache import EncodedTexts
@@ -72,18 +72,39 @@ def batch_of(t: FoldTrainer, size: int = 16) -> np.ndarray:
     return t.train_rows[:size]
 
 
-def test_train_step_takes_one_optimiser_step(encoded, tmp_path):
-    t = trainer(encoded, tmp_path, warmup_ratio=0.0)
+@pytest.mark.parametrize("step", ["sync_free", "eager"])
+def test_train_step_takes_one_optimiser_step(encoded, tmp_path, step):
+    t = trainer(encoded, tmp_path, warmup_ratio=0.0, step=step)
     t.start_or_resume()
     before = {n: p.detach().clone() for n, p in t.model.named_parameters()}
     lr_before = t.scheduler.get_last_lr()[0]
-    loss = t.train_step(batch_of(t), epoch=0)
-    assert np.isfinite(loss) and loss > 0 and t.step == 1
+    t.train_step(batch_of(t), epoch=0)
+    loss = t.read_progress()
+    assert np.isfinite(loss) and loss > 0 and t.step == 1 and t.skipped_steps == 0
     assert t.samples == 16 and t.tokens == int(encoded.train.lengths[batch_of(t)].sum())
     moved = [n for n, p in t.model.named_parameters() if not torch.equal(p, before[n])]
     assert "head.weight" in moved and any("encoder.layer.1." in n for n in moved)
-    assert all(p.grad is None for p in t.model.parameters())  # cleared for the next step
+    # cleared for the next step (the sync-free step keeps its buffers, zeroed)
+    assert all(p.grad is None or not p.grad.any() for p in t.model.parameters())
     assert t.scheduler.get_last_lr()[0] < lr_before  # linear decay, one step further
+
+
+@pytest.mark.parametrize("step", ["sync_free", "eager"])
+def test_a_non_finite_step_changes_no_weight_and_is_counted(encoded, tmp_path, step):
+    t = trainer(encoded, tmp_path, warmup_ratio=0.0, step=step, max_nonfinite_steps=2)
+    t.start_or_resume()
+    before = {n: p.detach().clone() for n, p in t.model.named_parameters()}
+    with torch.no_grad():
+        t.model.head.bias[3] = float("nan")  # every logit row holds a NaN: the loss is NaN
+    t.train_step(batch_of(t), epoch=0)
+    t.read_progress()
+    assert (t.step, t.skipped_steps, t.nonfinite_in_a_row) == (1, 1, 1)
+    for name, p in t.model.named_parameters():
+        if name != "head.bias":
+            assert torch.equal(p, before[name]), name
+    t.train_step(batch_of(t), epoch=0)
+    with pytest.raises(DivergedError, match="fold 0 diverged at step 2 .*2 steps in a row"):
+        t.read_progress()
 
 
 def without_dropout(t: FoldTrainer) -> FoldTrainer:
@@ -115,15 +136,45 @@ def step_gradients(config_path: str, epoch: int, world: int = 1) -> dict[str, to
     t = FoldTrainer(data, 0, out, CPU, QUIET, Dist(rank, world))
     t.model.eval()  # dropout off; the gradients are the same functions of the weights
     batch = t.train_rows[np.random.default_rng(0).permutation(len(t.train_rows))[:24]]
-    t.accumulate_gradients(batch, epoch)
+    return gradients_of(t, batch, epoch)
+
+
+def gradients_of(t: FoldTrainer, batch: np.ndarray, epoch: int) -> dict[str, torch.Tensor]:
+    """The gradients the trainer's step accumulates for `batch`, before its update."""
+    if t.cfg.step == "eager":
+        t.stepper.gradients(batch, epoch)
+    else:
+        t.stepper.gradients(t.stepper.prepare(batch, epoch).to_device(CPU))
     return {n: p.grad.clone() for n, p in t.model.named_parameters() if p.grad is not None}
 
 
-def assert_same_gradients(a: dict, b: dict) -> None:
+@pytest.mark.parametrize(
+    ("epoch", "accum", "rows"),
+    [(0, 1, 24), (1, 1, 24), (1, 2, 24), (1, 4, 22)],
+    ids=["CE", "LDAM-DRW", "LDAM-DRW, 2 micro-batches", "LDAM-DRW, 6+6+6+4 rows"],
+)
+def test_the_sync_free_step_takes_the_eager_steps_gradient(encoded, tmp_path, epoch, accum, rows):
+    """FGM on, dropout off: the same gradients to 1e-6 of their scale. 22 rows in 4
+    micro-batches are 6, 6, 6 and 4; the sync-free step pads the last to 6 with rows that
+    count for nothing (target -100)."""
+    grads = {}
+    for step in ("eager", "sync_free"):
+        t = trainer(encoded, tmp_path / step, grad_accum=accum, drw_start_epoch=1, step=step)
+        t.model.eval()
+        batch = t.train_rows[:rows]
+        grads[step] = gradients_of(t, batch, epoch)
+        if step == "sync_free":
+            padding = (t.stepper.prepare(batch, epoch).arrays["targets"] == -100).sum()
+            assert padding == (2 if rows == 22 else 0)
+    assert_same_gradients(grads["eager"], grads["sync_free"], rtol=1e-6)
+
+
+def assert_same_gradients(a: dict, b: dict, rtol: float = 1e-4) -> None:
+    """Equal to `rtol` of each value, or to 1e-6 of the largest gradient value."""
     assert a.keys() == b.keys()
     scale = max(float(g.abs().max()) for g in a.values())
     for name in a:
-        torch.testing.assert_close(b[name], a[name], rtol=1e-4, atol=1e-6 * scale, msg=name)
+        torch.testing.assert_close(b[name], a[name], rtol=rtol, atol=1e-6 * scale, msg=name)
 
 
 @pytest.mark.parametrize("epoch", [0, 3], ids=["CE phase", "LDAM-DRW phase"])
@@ -286,21 +337,19 @@ def test_padding_to_a_multiple_leaves_the_logits_unchanged():
 
 
 def test_compile_and_pad_multiple_reach_the_training_passes(demo_root, monkeypatch):
-    import comp.kinds.transformer.batches as train_module
+    from comp.kinds.transformer.step import SyncFreeStep
 
-    compiled, widths = [], []
+    compiled, shapes = [], []
     monkeypatch.setattr(
         torch, "compile", lambda module, **options: compiled.append(options) or module
     )
-    real_pad_batch = train_module.pad_batch
+    real_compute = SyncFreeStep.compute
 
-    def recording_pad_batch(sequences, pad_id, multiple=1, limit=0):
-        ids, mask = real_pad_batch(sequences, pad_id, multiple, limit)
-        if multiple != 1:
-            widths.append(ids.shape[1])
-        return ids, mask
+    def recording_compute(self, buffers):
+        shapes.append(buffers.key)
+        return real_compute(self, buffers)
 
-    monkeypatch.setattr(train_module, "pad_batch", recording_pad_batch)
+    monkeypatch.setattr(SyncFreeStep, "compute", recording_compute)
     config = demo_config(
         demo_root,
         **{
@@ -315,9 +364,10 @@ def test_compile_and_pad_multiple_reach_the_training_passes(demo_root, monkeypat
     )
     train_folds(config, [0], "cpu", False, QUIET)
     assert compiled == [{"dynamic": True}]
-    assert len(widths) == 2 * 3  # ids and token types of 3 steps; evaluation is not rounded
+    assert len(shapes) == 3 and all(shape[:2] == (1, 32) for shape in shapes)  # batch 32
     # up to 32 tokens: 32; longer (at most max_len 40): 64 capped at max_len
-    assert set(widths) <= {32, 40} and 40 in widths, widths
+    widths = {shape[2] for shape in shapes}
+    assert widths <= {32, 40} and 40 in widths, widths
 
 
 def test_the_head_runs_in_fp32_under_bf16_autocast():
@@ -355,3 +405,36 @@ def test_unreadable_checkpoints_fall_back_to_the_previous_one_then_to_a_clean_st
     said = third.console.export_text()
     assert f"{tmp_path / PREVIOUS_CHECKPOINT} is unreadable" in said and "no other is left" in said
     assert "no readable checkpoint; restarting from scratch" in said
+
+
+def test_graphs_are_wanted_only_in_a_single_cuda_process():
+    from comp.kinds.transformer.graphs import graphs_wanted
+
+    cuda, cpu = torch.device("cuda"), torch.device("cpu")
+    assert graphs_wanted("auto", cuda, 1) and graphs_wanted("true", cuda, 1)
+    assert not graphs_wanted("false", cuda, 1)
+    assert not graphs_wanted("auto", cpu, 1) and not graphs_wanted("true", cpu, 1)
+    assert not graphs_wanted("true", cuda, 2)  # DDP's all-reduces stay eager
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a GPU")
+def test_graphed_steps_train_as_the_sync_free_steps_do(encoded, tmp_path):
+    """Warm-up, capture and replays of one step shape end where the same steps without graphs
+    end (fp32, dropout off, FGM and LDAM-DRW on)."""
+    cuda = torch.device("cuda")
+    weights = {}
+    for graphs in ("false", "true"):
+        t = trainer(encoded, tmp_path / graphs, cuda_graphs=graphs, precision="fp32",
+                    drw_start_epoch=0, warmup_ratio=0.0)  # fmt: skip
+        t = FoldTrainer(t.data, 0, t.out, cuda, QUIET)
+        t.model.eval()
+        t.start_or_resume()
+        for _ in range(5):
+            t.train_step(t.train_rows[:32], epoch=1)
+        t.read_progress()
+        if graphs == "true":
+            counts = t._graph_counts()
+            assert counts == {"captured": 1, "replays": 4, "failed": 0}, counts
+        weights[graphs] = {n: p.detach().cpu() for n, p in t.model.named_parameters()}
+    for name, value in weights["false"].items():
+        torch.testing.assert_close(weights["true"][name], value, rtol=1e-5, atol=1e-6, msg=name)

@@ -212,7 +212,12 @@ def test_killed_three_times_and_truncated_the_fold_ends_as_if_uninterrupted(demo
 
 
 def test_logs_get_plain_progress_lines_and_whole_tables(demo_root, tmp_path):
-    settings = {"train.experiment": "piped", "train.steps": 20, "train.eval_every": 20}
+    settings = {
+        "train.experiment": "piped",
+        "train.steps": 20,
+        "train.eval_every": 20,
+        "train.log_every": 2,
+    }
     path = write(tmp_path / "config.yaml", demo_config(demo_root, **settings))
     env = {key: value for key, value in os.environ.items() if key != "COLUMNS"}
     result = CliRunner(env={"COLUMNS": None}).invoke(

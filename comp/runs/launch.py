@@ -46,30 +46,31 @@ def train_on_gpus(
     log_dir: Path,
     console: Console,
 ) -> dict[int, int]:
-    """Run `comp train --fold K` for every fold, at most one process per GPU at a time. Returns
-    the exit code of every fold."""
+    """Run `comp train --fold K` for every fold, at most one process per entry of `gpus` at a
+    time: an id given twice (`--gpus 0,0`) runs two folds at once on that GPU. Returns the exit
+    code of every fold."""
     if not gpus:
         raise CompError("--gpus: give at least one GPU id, e.g. --gpus 0,1")
     pending, running, codes = list(folds), {}, {}
     log_dir.mkdir(parents=True, exist_ok=True)
     while pending or running:
-        for gpu in [g for g in gpus if g not in running]:
-            if not pending:
-                break
+        for slot, gpu in enumerate(gpus):
+            if slot in running or not pending:
+                continue
             fold = pending.pop(0)
             log_path = log_dir / f"fold{fold}.log"
             log = open(log_path, "w", encoding="utf-8")  # noqa: SIM115
             env = {**os.environ, "CUDA_VISIBLE_DEVICES": gpu}
             command = _fold_command(config_path, fold, device, force)
-            running[gpu] = (fold, subprocess.Popen(command, env=env, stdout=log, stderr=log), log)
+            running[slot] = (fold, subprocess.Popen(command, env=env, stdout=log, stderr=log), log)
             console.print(f"fold {fold}: started on GPU {gpu} (log {log_path})")
-        for gpu, (fold, process, log) in list(running.items()):
+        for slot, (fold, process, log) in list(running.items()):
             if process.poll() is not None:
                 log.close()
                 codes[fold] = process.returncode
                 state = "finished" if process.returncode == 0 else f"failed ({process.returncode})"
-                console.print(f"fold {fold}: {state} on GPU {gpu}")
-                del running[gpu]
+                console.print(f"fold {fold}: {state} on GPU {gpus[slot]}")
+                del running[slot]
         time.sleep(0.2)
     return codes
 

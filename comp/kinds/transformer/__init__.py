@@ -35,6 +35,10 @@ NOT_SHAPING = {
     "eval_every",
     "checkpoint_every",
     "max_nonfinite_steps",
+    "step",
+    "cuda_graphs",
+    "attention",
+    "log_every",
 }
 
 

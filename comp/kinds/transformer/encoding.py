@@ -100,6 +100,13 @@ def length_bucketed_batches(
     return [batches[i] for i in perm]
 
 
+def padded_width(longest: int, multiple: int = 1, limit: int = 0) -> int:
+    """`longest` rounded up to a multiple of `multiple`, but not past `limit` (the model's
+    max_len) unless the longest sequence is longer: padding never truncates."""
+    width = -(-longest // multiple) * multiple
+    return min(width, max(limit, longest)) if limit else width
+
+
 def pad_batch(
     sequences: Sequence[Sequence[int]], pad_id: int, multiple: int = 1, limit: int = 0
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -111,10 +118,7 @@ def pad_batch(
     """
     if len(sequences) == 0:
         raise ValueError("pad_batch needs at least one sequence")
-    longest = max(len(s) for s in sequences)
-    width = -(-longest // multiple) * multiple
-    if limit:
-        width = min(width, max(limit, longest))
+    width = padded_width(max(len(s) for s in sequences), multiple, limit)
     ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(sequences), width), dtype=torch.long)
     for row, seq in enumerate(sequences):

@@ -55,3 +55,48 @@ class FGM:
             return
         self.weight.copy_(self.backup)
         self.backup = None
+
+
+class RowFGM:
+    """FGM as the sync-free step needs it: no host read (the step scale is eps / ||g|| where the
+    norm is finite and positive, else 0, on the device) and only the embedding rows the
+    micro-batch's token ids touch are perturbed and restored (the gradient is zero elsewhere).
+    It attacks along the micro-batch's own gradient, like `FGM.attack(grad=...)`.
+
+    The ids may repeat (a token used twice); each row's squared norm is counted once, and a
+    repeated row is written with the same value each time, so the result does not depend on
+    which copy wins."""
+
+    def __init__(self, model: nn.Module) -> None:
+        self.weight: nn.Parameter = model.get_input_embeddings().weight
+        self.counts = torch.zeros(self.weight.shape[0], device=self.weight.device)
+        self.backup: torch.Tensor | None = None
+
+    @torch.no_grad()
+    def gradient_rows(self, ids: torch.Tensor) -> torch.Tensor:
+        """The embedding gradient's rows of `ids` now (zeros where there is no gradient yet)."""
+        if self.weight.grad is None:
+            return torch.zeros(len(ids), self.weight.shape[1], device=self.weight.device)
+        return self.weight.grad[ids].float()
+
+    @torch.no_grad()
+    def attack(self, ids: torch.Tensor, before: torch.Tensor, eps: float) -> torch.Tensor:
+        """Move the rows of `ids` by eps * g / ||g||, g = their gradient now minus `before`;
+        returns 1.0 if it moved them, 0.0 if the norm was 0 or not finite (a device tensor)."""
+        own = self.gradient_rows(ids) - before
+        self.counts.zero_().index_add_(0, ids, torch.ones_like(ids, dtype=self.counts.dtype))
+        norm = ((own * own).sum(dim=1) / self.counts[ids]).sum().sqrt()
+        attacked = torch.isfinite(norm) & (norm > 0)
+        scale = torch.where(attacked, eps / norm, 0.0)
+        self.backup = self.weight[ids].clone()
+        moved = (self.backup.float() + own * scale).to(self.weight.dtype)
+        self.weight.index_put_((ids,), moved)
+        return attacked.float()
+
+    @torch.no_grad()
+    def restore(self, ids: torch.Tensor) -> None:
+        """Copy the backed-up rows back bit for bit."""
+        if self.backup is None:
+            raise RuntimeError("RowFGM.restore called without attack()")
+        self.weight.index_put_((ids,), self.backup)
+        self.backup = None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import shutil
-from contextlib import nullcontext
+from contextlib import ExitStack, contextmanager, nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -20,12 +20,36 @@ from comp.kinds.transformer.files import BACKBONE, BEST_MODEL
 from comp.kinds.transformer.model import Classifier, build_classifier
 from comp.kinds.transformer.token_cache import EncodedTexts, encode_cached
 
+# train.attention -> the SDPA backends allowed on CUDA, in torch's order of preference among them
+ATTENTION_BACKENDS = {
+    "efficient": ("EFFICIENT_ATTENTION", "MATH"),
+    "flash": ("FLASH_ATTENTION", "EFFICIENT_ATTENTION", "MATH"),  # flash takes no padding mask
+    "cudnn": ("CUDNN_ATTENTION", "EFFICIENT_ATTENTION", "MATH"),
+    "math": ("MATH",),
+    "default": (),  # whatever the installed torch and cuDNN prefer
+}
+
 
 def autocast(device: torch.device, precision: str = "bf16"):
     """bf16 autocast on CUDA unless `precision` is fp32; CPUs compute in fp32."""
     if device.type == "cuda" and precision == "bf16":
         return torch.autocast("cuda", dtype=torch.bfloat16)
     return nullcontext()
+
+
+@contextmanager
+def device_context(device: torch.device, precision: str = "bf16", attention: str = "default"):
+    """Autocast as `precision` says and, on CUDA, the attention kernels pinned to
+    `ATTENTION_BACKENDS[attention]`: recent torch puts cuDNN first on sm90, whose execution plan
+    is built again for every new (batch, length) shape."""
+    backends = ATTENTION_BACKENDS[attention] if device.type == "cuda" else ()
+    with ExitStack() as stack:
+        stack.enter_context(autocast(device, precision))
+        if backends:
+            from torch.nn.attention import SDPBackend, sdpa_kernel
+
+            stack.enter_context(sdpa_kernel([getattr(SDPBackend, name) for name in backends]))
+        yield
 
 
 @torch.no_grad()
@@ -38,16 +62,20 @@ def predict_logits(
     device: torch.device,
     scale: float,
     precision: str = "bf16",
+    attention: str = "default",
+    multiple: int = 1,
 ) -> np.ndarray:
-    """Logits (times the loss's scale s) of `rows`, in the order given; batched by length."""
+    """Logits (times the loss's scale s) of `rows`, in the order given; batched by length, each
+    batch padded to a multiple of `multiple` (training's widths: few shapes on a GPU)."""
     model.eval()
     rows = np.asarray(rows)
     order = np.argsort(encoded.lengths[rows], kind="stable")
     out = np.zeros((len(rows), model.head.weight.shape[0]), dtype=np.float32)
     for start in range(0, len(order), batch_size):
         part = order[start : start + batch_size]
-        with autocast(device, precision):
-            logits = model(**collate(encoded, rows[part], pad_id, device))
+        inputs = collate(encoded, rows[part], pad_id, device, multiple)
+        with device_context(device, precision, attention):
+            logits = model(**inputs)
         out[part] = (scale * logits.float()).cpu().numpy()
     return out
 
@@ -88,7 +116,16 @@ def predict_fold(
         rows = np.arange(len(test))
         pad_id = tokenizer.pad_token_id
         logits = predict_logits(
-            model, encoded, rows, t.eval_batch_size, pad_id, device, t.ldam_s, t.precision
+            model,
+            encoded,
+            rows,
+            t.eval_batch_size,
+            pad_id,
+            device,
+            t.ldam_s,
+            t.precision,
+            t.attention,
+            t.pad_multiple,
         )
         out.append(logits)
     return out

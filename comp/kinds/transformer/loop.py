@@ -4,9 +4,11 @@
   fold's training counts, the classifier, LLRD AdamW with warmup and linear decay, FGM;
 - `start_or_resume` continues from the fold's last readable checkpoint when it was made from the
   same data, folds and fingerprint, else starts clean;
-- `train_step` runs one optimiser step: `accumulate_gradients` over the micro-batches (CE then
-  LDAM/DRW, normalised by the whole batch; FGM on the word embeddings), then clipping and the
-  step, skipped when the loss or the gradient is not finite;
+- `train_step` runs one optimiser step through `self.stepper`: the sync-free step (`step.py`,
+  the default; CUDA graphs in `graphs.py`) or the eager one (`eager_step.py`): micro-batches
+  (CE then LDAM/DRW, normalised by the whole batch; FGM on the word embeddings), clipping and
+  the update, skipped when the loss or the gradient is not finite; `read_progress` brings the
+  loss and the non-finite count to the host every `log_every` steps;
 - `evaluate_and_checkpoint` scores the validation rows every `eval_every` steps, keeps the best
   model, and saves a checkpoint every `checkpoint_every` steps;
 - `run` loops to `train.steps` and returns the best model's validation and test logits; too many
@@ -15,9 +17,9 @@
 
 from __future__ import annotations
 
-import math
 import os
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,7 +30,7 @@ from rich.console import Console
 
 from comp.errors import CompError
 from comp.kinds import FoldFit, RunInputs
-from comp.kinds.transformer.batches import collate, epoch_batches
+from comp.kinds.transformer.batches import epoch_batches
 from comp.kinds.transformer.checkpoints import (
     UnreadableCheckpoint,
     read_state,
@@ -38,18 +40,15 @@ from comp.kinds.transformer.checkpoints import (
     seed_everything,
     set_rng_state,
 )
-from comp.kinds.transformer.distributed import SINGLE, Dist, peak_memory_mb, shard, wrap
-from comp.kinds.transformer.fgm import FGM
+from comp.kinds.transformer.distributed import SINGLE, Dist, peak_memory_mb, wrap
+from comp.kinds.transformer.eager_step import EagerStep
 from comp.kinds.transformer.files import BACKBONE, BEST_MODEL, CHECKPOINT, PREVIOUS_CHECKPOINT
-from comp.kinds.transformer.inference import autocast, predict_logits, save_backbone_files
-from comp.kinds.transformer.losses import (
-    drw_class_weights,
-    ldam_margins,
-    recipe_loss,
-    uses_drw_weights,
-)
+from comp.kinds.transformer.graphs import StepGraphs, graphs_wanted
+from comp.kinds.transformer.inference import predict_logits, save_backbone_files
+from comp.kinds.transformer.losses import drw_class_weights, ldam_margins, uses_drw_weights
 from comp.kinds.transformer.model import build_classifier
 from comp.kinds.transformer.optim import linear_warmup_decay, llrd_param_groups
+from comp.kinds.transformer.step import SyncFreeStep
 from comp.kinds.transformer.token_cache import EncodedTexts
 from comp.metrics import macro_f1
 from comp.progress import StepProgress
@@ -108,10 +107,8 @@ class FoldTrainer:
         self.net = wrap(self.model, dist, device)  # what the training passes go through
         if cfg.compile:  # lengths vary batch to batch: one graph with a symbolic length
             self.net = torch.compile(self.net, dynamic=True)
-        groups = llrd_param_groups(self.model, cfg.lr, cfg.llrd_decay, cfg.weight_decay)
-        self.optimizer = torch.optim.AdamW(groups, lr=cfg.lr, fused=device.type == "cuda")
+        self.optimizer = self._optimizer()
         self.scheduler = linear_warmup_decay(self.optimizer, cfg.steps, cfg.warmup_ratio)
-        self.fgm = FGM(self.model) if cfg.fgm else None
         self.pad_id = data.tokenizer.pad_token_id
         self.lengths = data.train.lengths[self.train_rows]
         self.batches_per_epoch = len(epoch_batches(self.lengths, cfg.batch_size, cfg.seed, fold, 0))
@@ -120,6 +117,31 @@ class FoldTrainer:
         self.samples = self.tokens = 0
         self.loop_time = 0.0
         self.skipped_steps = self.nonfinite_in_a_row = 0
+        self.stepper = SyncFreeStep(self) if cfg.step == "sync_free" else EagerStep(self)
+        if cfg.step == "sync_free" and graphs_wanted(cfg.cuda_graphs, device, dist.world):
+            self.stepper.graphs = StepGraphs(self.stepper, console)
+
+    def _optimizer(self) -> torch.optim.AdamW:
+        """LLRD AdamW. The sync-free step wants it fused (it skips a non-finite update itself),
+        capturable on CUDA, and each group's lr in a device tensor the schedule writes."""
+        cfg, device = self.cfg, self.device
+        groups = llrd_param_groups(self.model, cfg.lr, cfg.llrd_decay, cfg.weight_decay)
+        if cfg.step == "eager":
+            return torch.optim.AdamW(groups, lr=cfg.lr, fused=device.type == "cuda")
+        for group in groups:
+            group["initial_lr"] = group["lr"]  # a float: the schedule then writes no host sync
+            group["lr"] = torch.tensor(group["lr"], device=device)
+        capturable = device.type == "cuda"
+        return torch.optim.AdamW(groups, lr=cfg.lr, fused=True, capturable=capturable)
+
+    def _lrs_on_device(self) -> None:
+        """After loading an optimiser state, the lrs back in device tensors (sync-free step)."""
+        if self.cfg.step == "eager":
+            return
+        for group in self.optimizer.param_groups:
+            if not isinstance(group["lr"], torch.Tensor):
+                group["lr"] = torch.tensor(float(group["lr"]), device=self.device)
+            group["initial_lr"] = float(group["initial_lr"])
 
     # -----------------------------------------------------------------------------------------
     # Start or resume
@@ -185,9 +207,12 @@ class FoldTrainer:
             return False
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
+        self._lrs_on_device()
         self.scheduler.load_state_dict(state["scheduler"])
         set_rng_state(state["rng"])
         self.step, self.best, self.history = state["step"], state["best"], state["history"]
+        self.nonfinite_in_a_row, self.skipped_steps = state.get("nonfinite", (0, 0))
+        self.stepper.restore_counts(self.nonfinite_in_a_row, self.skipped_steps)
         if self.dist.main and not (self.out / BACKBONE / "config.json").is_file():
             save_backbone_files(self.model, self.data.tokenizer, self.out / BACKBONE)
         self._restore_best()
@@ -197,26 +222,6 @@ class FoldTrainer:
     # -----------------------------------------------------------------------------------------
     # One optimiser step
 
-    def _forward(self, inputs: dict) -> torch.Tensor:
-        with autocast(self.device, self.cfg.precision):
-            return self.net(**inputs).float()
-
-    def _loss_sum(self, logits: torch.Tensor, targets: torch.Tensor, epoch: int) -> torch.Tensor:
-        """The sum over rows of each row's (weighted) loss."""
-        cfg = self.cfg
-        if cfg.loss == "ce":
-            return torch.nn.functional.cross_entropy(cfg.ldam_s * logits, targets, reduction="sum")
-        return recipe_loss(
-            logits,
-            targets,
-            epoch,
-            drw_start_epoch=cfg.drw_start_epoch,
-            margins=self.margins,
-            weights=self.weights,
-            s=cfg.ldam_s,
-            reduction="sum",
-        )
-
     def batch_normaliser(self, batch: np.ndarray, epoch: int) -> float:
         """What the summed loss of the whole batch is divided by: its row count, or in the DRW
         phase the sum of its rows' class weights (PyTorch's weighted mean). Computed from the
@@ -225,73 +230,24 @@ class FoldTrainer:
             return float(self.row_weight[self.labels[batch]].sum())
         return float(len(batch))
 
-    def _micro_batch(self, rows: np.ndarray, scale: float, epoch: int) -> torch.Tensor:
-        """Forward and backward of one micro-batch (and FGM's second pass); its share of the
-        batch loss, detached."""
-        cfg, fgm = self.cfg, self.fgm
-        max_len = self.config.model.max_len
-        inputs = collate(self.data.train, rows, self.pad_id, self.device, cfg.pad_multiple, max_len)
-        targets = torch.as_tensor(self.labels[rows], device=self.device)
-        before = fgm.weight.grad.clone() if fgm and fgm.weight.grad is not None else None
-        loss = scale * self._loss_sum(self._forward(inputs), targets, epoch)
-        loss.backward()
-        if fgm is not None:
-            own = fgm.weight.grad if before is None else fgm.weight.grad - before
-            if fgm.attack(cfg.fgm_eps, grad=own):
-                (scale * self._loss_sum(self._forward(inputs), targets, epoch)).backward()
-                fgm.restore()
-        return loss.detach()
-
-    def accumulate_gradients(self, batch: np.ndarray, epoch: int) -> torch.Tensor:
-        """Gradients of the batch's loss, from this rank's share in `grad_accum` micro-batches
-        (the same count on every rank); returns this rank's share of the loss. DDP averages the
-        ranks' gradients, so each rank scales its share by the number of ranks."""
-        cfg, world = self.cfg, self.dist.world
-        used = batch[: len(batch) - len(batch) % world]  # what the ranks' equal shares cover
-        mine = shard(batch, self.dist)
-        total = self.batch_normaliser(used, epoch)
-        loss = torch.zeros((), device=self.device)
-        if total <= 0:  # fewer rows than ranks: no rank trains on this batch
-            return loss
-        micro_size = max(1, -(-len(mine) // cfg.grad_accum))
-        for start in range(0, len(mine), micro_size):
-            rows = mine[start : start + micro_size]
-            loss += self._micro_batch(rows, world / total, epoch)
-            self.tokens += int(self.data.train.lengths[rows].sum()) * world
-        self.samples += len(used)
-        return loss
-
-    def _all_finite(self, loss: torch.Tensor, grad_norm: torch.Tensor) -> tuple[float, bool]:
-        """(the loss, whether loss and gradient norm are finite on every rank): one host read."""
-        flags = torch.stack([loss.float(), grad_norm.float()])
-        if self.dist.world > 1:  # every rank must make the same skip decision
-            finite = torch.isfinite(flags).all().float()
-            torch_dist.all_reduce(finite, op=torch_dist.ReduceOp.MIN)
-            flags = torch.cat([flags, finite.view(1)])
-        values = flags.tolist()
-        finite = all(math.isfinite(v) for v in values[:2]) and (len(values) < 3 or values[2] == 1)
-        return values[0], finite
-
-    def train_step(self, batch: np.ndarray, epoch: int) -> float:
+    def train_step(self, batch: np.ndarray, epoch: int) -> None:
         """One optimiser step on `batch` (the whole batch; each rank trains on its share). A
         non-finite loss or gradient norm skips the update (counted); the step, the schedule
-        and the data order move on as usual. Returns the batch loss."""
-        loss = self.accumulate_gradients(batch, epoch)
-        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.max_grad_norm)
-        value, finite = self._all_finite(loss, grad_norm)
-        if finite:
-            self.optimizer.step()
-            self.nonfinite_in_a_row = 0
-        else:
-            self.skipped_steps += 1
-            self.nonfinite_in_a_row += 1
-        self.scheduler.step()
-        self.optimizer.zero_grad(set_to_none=True)
+        and the data order move on as usual."""
+        self.stepper.run(batch, epoch)
+        with warnings.catch_warnings():  # after a skipped first update torch warns wrongly
+            warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step")
+            self.scheduler.step()
         self.step += 1
+
+    def read_progress(self) -> float:
+        """The last step's loss, read from the device (with the non-finite counts); stops the
+        fold when `max_nonfinite_steps` steps in a row were not finite."""
+        loss, self.nonfinite_in_a_row, self.skipped_steps = self.stepper.read()
         if self.nonfinite_in_a_row >= self.cfg.max_nonfinite_steps:
             in_a_row = self.nonfinite_in_a_row
             self._diverged(f"{in_a_row} steps in a row had a non-finite loss or gradient")
-        return value
+        return loss
 
     def _diverged(self, what: str) -> None:
         lr = self.scheduler.get_last_lr()[0]
@@ -318,6 +274,8 @@ class FoldTrainer:
             self.device,
             cfg.ldam_s,
             cfg.precision,
+            cfg.attention,
+            cfg.pad_multiple,
         )
 
     def evaluate(self) -> float | None:
@@ -346,6 +304,7 @@ class FoldTrainer:
             "step": self.step,
             "best": self.best,
             "history": self.history,
+            "nonfinite": (self.nonfinite_in_a_row, self.skipped_steps),
             "folds_sha256": inputs.folds_sha256,
             "train_sha256": inputs.train.sha256,
             "config_sha256": inputs.fingerprint,
@@ -373,28 +332,49 @@ class FoldTrainer:
     # -----------------------------------------------------------------------------------------
     # The whole fold
 
+    def _reads_now(self) -> bool:
+        """Whether this step ends with a host read: the logging cadence, and every step that
+        evaluates, saves a checkpoint or ends the fold."""
+        cfg, step = self.cfg, self.step
+        cadences = (cfg.log_every, cfg.eval_every, cfg.checkpoint_every)
+        return step == cfg.steps or any(step % every == 0 for every in cadences)
+
     def run(self) -> FoldFit | None:
         """Train to `train.steps`, then (rank 0) the best model's validation and test logits."""
         cfg = self.cfg
         self.start_or_resume()
         self.model.train()
         order: list[list[int]] = []
+        mark = time.perf_counter()
         with StepProgress(self.console, f"fold {self.fold}", cfg.steps, self.step) as progress:
             while self.step < cfg.steps:
-                tick = time.perf_counter()
                 epoch, position = divmod(self.step, self.batches_per_epoch)
                 if position == 0 or not order:
                     order = epoch_batches(self.lengths, cfg.batch_size, cfg.seed, self.fold, epoch)
-                loss = self.train_step(self.train_rows[order[position]], epoch)
-                self.loop_time += time.perf_counter() - tick
+                self.train_step(self.train_rows[order[position]], epoch)
+                if not self._reads_now():
+                    continue
+                loss = self.read_progress()  # waits for the device: the time below is real
+                self.loop_time += time.perf_counter() - mark
                 rate = self.samples / max(self.loop_time, 1e-9)
                 lr = self.scheduler.get_last_lr()[0]
                 progress.update(self.step, f"loss {loss:.4f}  lr {lr:.2e}  {rate:.1f} samples/s")
                 self.evaluate_and_checkpoint(epoch, loss)
+                mark = time.perf_counter()  # evaluating and saving are not training time
         self.dist.barrier()
         if not self.dist.main:
             return None
         return self._best_model_fit()
+
+    def _graph_counts(self) -> dict | None:
+        graphs = getattr(self.stepper, "graphs", None)
+        if graphs is None:
+            return None
+        return {
+            "captured": graphs.captures,
+            "replays": graphs.replays,
+            "failed": len(graphs.failed),
+        }
 
     def _best_model_fit(self) -> FoldFit:
         try:
@@ -413,6 +393,8 @@ class FoldTrainer:
                 self.device,
                 cfg.ldam_s,
                 cfg.precision,
+                cfg.attention,
+                cfg.pad_multiple,
             )
             for encoded in self.data.tests
         ]
@@ -430,6 +412,8 @@ class FoldTrainer:
                 "world_size": self.dist.world,  # processes (torchrun ranks) that trained it
                 "visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
                 "skipped_steps": self.skipped_steps,  # non-finite loss or gradient
+                "step_kind": cfg.step,
+                "cuda_graphs": self._graph_counts(),
                 "precision": cfg.precision if self.device.type == "cuda" else "fp32",
             },
         )

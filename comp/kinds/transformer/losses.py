@@ -111,3 +111,27 @@ def recipe_loss(
 def uses_drw_weights(loss: str, epoch: int, drw_start_epoch: int) -> bool:
     """Whether the recipe's loss weighs rows by their class at this epoch (its DRW phase)."""
     return loss == "ldam_drw" and epoch >= drw_start_epoch
+
+
+def recipe_loss_sum(
+    logits: torch.Tensor,
+    targets: torch.Tensor,
+    drw: torch.Tensor,
+    margins: torch.Tensor,
+    weights: torch.Tensor,
+    s: float = 1.0,
+) -> torch.Tensor:
+    """`recipe_loss(..., reduction="sum")` with the phase as a device flag instead of an epoch:
+    `drw` (a 0-dim tensor) 0 gives exactly plain CE summed over the rows, 1 gives LDAM with DRW
+    weights, sum_i w_{y_i} * l_i. A row with target -100 counts for nothing (it pads a short
+    micro-batch to the shape of the others). No host read and no data-dependent shape, so it
+    can sit inside a CUDA graph and switch phase without a new capture."""
+    on = drw > 0
+    real = targets >= 0
+    safe = torch.where(real, targets, 0)
+    margin = torch.where(on, margins[safe], 0.0)  # subtracting 0.0 leaves a logit unchanged
+    classes = torch.arange(logits.shape[-1], device=logits.device)
+    true_class = (classes[None, :] == safe[:, None]).to(logits.dtype)
+    shifted = logits - true_class * margin[:, None].to(logits.dtype)
+    per_row = F.cross_entropy(s * shifted, targets, reduction="none")  # 0 where -100
+    return (torch.where(on, weights[safe], 1.0).to(per_row.dtype) * per_row).sum()
