@@ -48,7 +48,7 @@ from comp.data import TestData, TrainData
 from comp.demo.generator import generate_demo
 from comp.kinds import RunInputs
 from comp.kinds.transformer.backbone import quiet_transformers, train_wordpiece
-from comp.kinds.transformer.inference import predict_logits
+from comp.kinds.transformer.inference import Batching, predict_logits
 from comp.kinds.transformer.loop import EncodedRun, FoldTrainer
 from comp.kinds.transformer.token_cache import EncodedTexts
 from comp.text import split_qa
@@ -185,12 +185,11 @@ def evaluation_seconds(t: FoldTrainer) -> float:
     """One fold's evaluations: 16 of a fifth of the rows, plus the test logits."""
     cfg, device = t.cfg, t.device
     rows = np.arange(len(t.data.train))[: len(t.data.train) // 5]
-    args = (cfg.eval_batch_size, t.pad_id, device, cfg.ldam_s, cfg.precision, cfg.attention,
-            cfg.pad_multiple)  # fmt: skip
-    predict_logits(t.model, t.data.train, rows[:256], *args)  # warm-up
+    batching = Batching.of(cfg, t.pad_id, device)
+    predict_logits(t.model, t.data.train, rows[:256], batching, cfg.ldam_s)  # warm-up
     synchronize(device)
     started = time.perf_counter()
-    predict_logits(t.model, t.data.train, rows, *args)
+    predict_logits(t.model, t.data.train, rows, batching, cfg.ldam_s)
     synchronize(device)
     one = time.perf_counter() - started
     test = t.data.tests[0]

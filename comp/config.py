@@ -91,6 +91,18 @@ class TfidfConfig:
 
 
 @dataclass
+class KnnConfig:
+    """kNN retrieval over a transformer fold's training rows, as the experiment
+    <experiment>_knn (model.kind: knn)."""
+
+    enabled: bool = False  # comp train also derives <train.experiment>_knn from the transformer
+    base_experiment: str = ""  # model.kind knn: the transformer experiment to retrieve with
+    k: int = 20  # neighbours a query's class scores come from
+    temperature: float = 0.05  # softmax over the neighbours' cosine similarities divided by it
+    pooling: str = "cls"  # cls | mean: the [CLS] vector or the mean over real tokens
+
+
+@dataclass
 class TrainConfig:
     experiment: str = "arbertv2_ldam_fgm"  # runs/<experiment>/fold<K>/
     runs_dir: str = "runs"
@@ -158,6 +170,7 @@ class Config:
     folds: FoldsConfig = field(default_factory=FoldsConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     tfidf: TfidfConfig = field(default_factory=TfidfConfig)
+    knn: KnnConfig = field(default_factory=KnnConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     ensemble: EnsembleConfig = field(default_factory=EnsembleConfig)
     submit: SubmitConfig = field(default_factory=SubmitConfig)
@@ -337,6 +350,9 @@ def validate(config: Config) -> None:
             "train.attention must be efficient, flash, cudnn, math or default",
         ),
         (config.train.log_every >= 1, "train.log_every must be at least 1"),
+        (config.knn.k >= 1, "knn.k must be at least 1"),
+        (config.knn.temperature > 0, "knn.temperature must be positive"),
+        (config.knn.pooling in ("cls", "mean"), "knn.pooling must be cls or mean"),
         (config.train.max_nonfinite_steps >= 1, "train.max_nonfinite_steps must be at least 1"),
         (
             config.train.eval_every >= 1 and config.train.checkpoint_every >= 1,

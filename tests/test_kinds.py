@@ -52,6 +52,11 @@ def finished(request, trained_root, tmp_path, monkeypatch):
     if kind == "transformer":
         copy_workspace(trained_root, root, (TRAINED["train.experiment"],))
         config = trained_copy_config(trained_root, root)
+    elif kind == "knn":  # retrieval with the shared trained run's folds
+        copy_workspace(trained_root, root, (TRAINED["train.experiment"],))
+        base = TRAINED["train.experiment"]
+        settings = {"model.kind": "knn", "knn.base_experiment": base, "train.experiment": "nn"}
+        config = trained_copy_config(trained_root, root, **settings)
     else:
         copy_workspace(trained_root, root)
         config = demo_config(root, **{"model.kind": kind, "train.experiment": f"contract_{kind}"})

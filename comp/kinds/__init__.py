@@ -15,7 +15,9 @@ A kind module provides:
   its validation and test logits (`FoldFit`; None in a process that does not write), and whose
   `close()` tears down;
 - `predict(folder, config, tests, device, cache_dir)`: logits of a finished fold, reloaded from
-  its folder and the resolved config saved there, for test sets that arrived after training.
+  its folder and the resolved config saved there, for test sets that arrived after training;
+- optionally `derived_configs(config)`: the configs of experiments to train right after this
+  one from its finished folds (the transformer's `<experiment>_knn`).
 
 Adding a kind is one new module here plus its config dataclass (a section of `comp.config.Config`)
 and a line in KINDS; `tests/test_kinds.py` runs every kind through the same contract checks.
@@ -37,6 +39,7 @@ from comp.data import TestData, TrainData
 KINDS: dict[str, str] = {
     "transformer": "comp.kinds.transformer",
     "tfidf": "comp.kinds.tfidf",
+    "knn": "comp.kinds.transformer.knn",  # retrieval with a finished transformer experiment
 }
 
 

@@ -218,6 +218,11 @@ def train_folds(
     ordered = [results[fold] for fold in sorted(results)]
     if writes:
         print_results(ordered, console)
+    for derived in getattr(kind, "derived_configs", lambda _: [])(config):
+        console.print(
+            f"[bold]{derived.train.experiment}[/] ({derived.model.kind}), from these folds"
+        )
+        train_folds(derived, folds, device, force, console)
     return ordered
 
 

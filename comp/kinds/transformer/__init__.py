@@ -60,3 +60,19 @@ def predict(folder: Path, config: Config, tests: list[TestData], device: str, ca
     from comp.kinds.transformer.inference import predict_fold
 
     return predict_fold(folder, config, tests, device, cache_dir)
+
+
+def derived_configs(config: Config) -> list[Config]:
+    """With knn.enabled, the experiment <experiment>_knn (model.kind knn) that retrieves with
+    this experiment's fine-tuned folds, trained right after them."""
+    if not config.knn.enabled:
+        return []
+    experiment = config.train.experiment
+    return [
+        dataclasses.replace(
+            config,
+            model=dataclasses.replace(config.model, kind="knn"),
+            train=dataclasses.replace(config.train, experiment=f"{experiment}_knn"),
+            knn=dataclasses.replace(config.knn, enabled=False, base_experiment=experiment),
+        )
+    ]

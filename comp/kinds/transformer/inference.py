@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import shutil
 from contextlib import ExitStack, contextmanager, nullcontext
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from comp.config import Config
+from comp.config import Config, TrainConfig
 from comp.data import TestData
 from comp.errors import CompError
 from comp.kinds.transformer.backbone import load_tokenizer
@@ -52,32 +53,76 @@ def device_context(device: torch.device, precision: str = "bf16", attention: str
         yield
 
 
+@dataclass(frozen=True)
+class Batching:
+    """How inference batches rows: rows a batch, the pad id, the padding multiple (training's
+    widths: few shapes on a GPU), the device, precision and attention kernels."""
+
+    batch_size: int
+    pad_id: int
+    device: torch.device
+    precision: str = "bf16"
+    attention: str = "default"
+    multiple: int = 1
+
+    @classmethod
+    def of(cls, train: TrainConfig, pad_id: int, device: torch.device) -> Batching:
+        return cls(train.eval_batch_size, pad_id, device, train.precision, train.attention,
+                   train.pad_multiple)  # fmt: skip
+
+
 @torch.no_grad()
 def predict_logits(
+    model: Classifier, encoded: EncodedTexts, rows: np.ndarray, batching: Batching, scale: float
+) -> np.ndarray:
+    """Logits (times the loss's scale s) of `rows`, in the order given; batched by length."""
+
+    def logits(inputs: dict) -> torch.Tensor:
+        with device_context(batching.device, batching.precision, batching.attention):
+            return scale * model(**inputs).float()
+
+    return _in_length_order(model, encoded, rows, batching, logits)
+
+
+@torch.no_grad()
+def embed_rows(
     model: Classifier,
     encoded: EncodedTexts,
     rows: np.ndarray,
-    batch_size: int,
-    pad_id: int,
-    device: torch.device,
-    scale: float,
-    precision: str = "bf16",
-    attention: str = "default",
-    multiple: int = 1,
+    batching: Batching,
+    pooling: str = "cls",
 ) -> np.ndarray:
-    """Logits (times the loss's scale s) of `rows`, in the order given; batched by length, each
-    batch padded to a multiple of `multiple` (training's widths: few shapes on a GPU)."""
+    """The encoder's vectors of `rows` (the [CLS] vector, or the mean over real tokens), L2
+    normalised, float32 [rows, hidden]: what kNN retrieval compares by cosine."""
+
+    def vectors(inputs: dict) -> torch.Tensor:
+        with device_context(batching.device, batching.precision, batching.attention):
+            hidden = model.backbone(**inputs).last_hidden_state.float()
+        if pooling == "mean":
+            mask = inputs["attention_mask"].unsqueeze(-1).float()
+            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+        else:
+            pooled = hidden[:, 0]
+        return torch.nn.functional.normalize(pooled, dim=-1)
+
+    return _in_length_order(model, encoded, rows, batching, vectors)
+
+
+def _in_length_order(model, encoded, rows, batching: Batching, compute) -> np.ndarray:
+    """`compute(inputs)` of every batch of `rows`, batched in length order, returned as one
+    float32 array in the order of `rows`."""
     model.eval()
     rows = np.asarray(rows)
     order = np.argsort(encoded.lengths[rows], kind="stable")
-    out = np.zeros((len(rows), model.head.weight.shape[0]), dtype=np.float32)
-    for start in range(0, len(order), batch_size):
-        part = order[start : start + batch_size]
-        inputs = collate(encoded, rows[part], pad_id, device, multiple)
-        with device_context(device, precision, attention):
-            logits = model(**inputs)
-        out[part] = (scale * logits.float()).cpu().numpy()
-    return out
+    b, out = batching, None
+    for start in range(0, len(order), b.batch_size):
+        part = order[start : start + b.batch_size]
+        inputs = collate(encoded, rows[part], b.pad_id, b.device, b.multiple)
+        values = compute(inputs).cpu().numpy()
+        if out is None:
+            out = np.zeros((len(rows), values.shape[1]), dtype=np.float32)
+        out[part] = values
+    return out if out is not None else np.zeros((0, 0), dtype=np.float32)
 
 
 def save_backbone_files(model: Classifier, tokenizer, folder: Path) -> None:
@@ -114,18 +159,7 @@ def predict_fold(
             tokenizer, test.questions, test.answers, m.max_len, m.answer_min_tokens, cache_dir
         )
         rows = np.arange(len(test))
-        pad_id = tokenizer.pad_token_id
-        logits = predict_logits(
-            model,
-            encoded,
-            rows,
-            t.eval_batch_size,
-            pad_id,
-            device,
-            t.ldam_s,
-            t.precision,
-            t.attention,
-            t.pad_multiple,
-        )
+        batching = Batching.of(t, tokenizer.pad_token_id, device)
+        logits = predict_logits(model, encoded, rows, batching, t.ldam_s)
         out.append(logits)
     return out

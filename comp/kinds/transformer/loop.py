@@ -44,7 +44,7 @@ from comp.kinds.transformer.distributed import SINGLE, Dist, peak_memory_mb, wra
 from comp.kinds.transformer.eager_step import EagerStep
 from comp.kinds.transformer.files import BACKBONE, BEST_MODEL, CHECKPOINT, PREVIOUS_CHECKPOINT
 from comp.kinds.transformer.graphs import StepGraphs, graphs_wanted
-from comp.kinds.transformer.inference import predict_logits, save_backbone_files
+from comp.kinds.transformer.inference import Batching, predict_logits, save_backbone_files
 from comp.kinds.transformer.losses import drw_class_weights, ldam_margins, uses_drw_weights
 from comp.kinds.transformer.model import build_classifier
 from comp.kinds.transformer.optim import linear_warmup_decay, llrd_param_groups
@@ -264,19 +264,8 @@ class FoldTrainer:
     # Evaluate and checkpoint
 
     def validation_logits(self) -> np.ndarray:
-        cfg = self.cfg
-        return predict_logits(
-            self.model,
-            self.data.train,
-            self.val_rows,
-            cfg.eval_batch_size,
-            self.pad_id,
-            self.device,
-            cfg.ldam_s,
-            cfg.precision,
-            cfg.attention,
-            cfg.pad_multiple,
-        )
+        batching = Batching.of(self.cfg, self.pad_id, self.device)
+        return predict_logits(self.model, self.data.train, self.val_rows, batching, self.cfg.ldam_s)
 
     def evaluate(self) -> float | None:
         """Validation macro-F1, or None when the validation logits are not all finite."""
@@ -383,19 +372,9 @@ class FoldTrainer:
             raise CompError(f"{problem}; run `comp train --fold {self.fold} --force`") from None
         self.model.load_state_dict(saved["model"])
         cfg = self.cfg
+        batching = Batching.of(cfg, self.pad_id, self.device)
         test_logits = [
-            predict_logits(
-                self.model,
-                encoded,
-                np.arange(len(encoded)),
-                cfg.eval_batch_size,
-                self.pad_id,
-                self.device,
-                cfg.ldam_s,
-                cfg.precision,
-                cfg.attention,
-                cfg.pad_multiple,
-            )
+            predict_logits(self.model, encoded, np.arange(len(encoded)), batching, cfg.ldam_s)
             for encoded in self.data.tests
         ]
         seconds = max(self.loop_time, 1e-9)

@@ -1,0 +1,204 @@
+"""`model.kind: knn`: k-nearest-neighbour class scores from a finished transformer fold's encoder,
+as an experiment of its own (`<experiment>_knn`) that `comp ensemble` mixes like any other.
+
+With `knn.enabled: true`, `comp train` derives it from the transformer experiment it has just
+trained (`derived_configs` in `comp.kinds.transformer`); `model.kind: knn` with
+`knn.base_experiment: X` derives it from any finished transformer experiment X.
+
+For fold K, the fold's fine-tuned encoder embeds the fold's training rows (the index: every row
+outside validation fold K, train-only rows included) and the validation and test rows (the
+queries), as the [CLS] vector or the mean over tokens (`knn.pooling`), L2-normalised. A query's
+score for class c is the softmax weight, over its `knn.k` most similar index rows (cosine,
+divided by `knn.temperature`), of those labelled c; its logits are the log of these scores.
+Index and queries never overlap: no row retrieves itself or any row of its own validation fold.
+The index (vectors and labels) is saved in the fold's folder, so `comp predict` adds late test
+sets from the folder alone (with the base fold's encoder).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+
+import numpy as np
+from rich.console import Console
+
+from comp.config import Config, load_config
+from comp.data import TestData
+from comp.errors import CompError
+from comp.io import atomic_path
+from comp.kinds import FoldFit, RunInputs
+
+INDEX = "knn_index.npz"  # the fold's index: vectors [rows, hidden] float16 and labels
+FOLD_FILES = (INDEX,)
+SCRATCH_FILES = ()
+SUFFIX = "_knn"
+FLOOR = 1e-6  # the score of a class no neighbour has: logits stay finite
+
+
+def base_config(config: Config) -> Config:
+    """The transformer experiment's config this kNN experiment derives from."""
+    base = config.knn.base_experiment
+    if not base:
+        raise CompError("model.kind knn: set knn.base_experiment (the transformer experiment)")
+    return dataclasses.replace(
+        config,
+        model=dataclasses.replace(config.model, kind="transformer"),
+        train=dataclasses.replace(config.train, experiment=base),
+    )
+
+
+def shaping_config(config: Config) -> dict:
+    from comp.kinds.transformer import shaping_config as transformer_shaping
+
+    knn = {k: v for k, v in dataclasses.asdict(config.knn).items() if k != "enabled"}
+    return {"knn": knn, "base": transformer_shaping(base_config(config))}
+
+
+# ---------------------------------------------------------------------------------------------
+# Scores
+
+
+def knn_log_scores(
+    index: np.ndarray,
+    index_labels: np.ndarray,
+    queries: np.ndarray,
+    num_labels: int,
+    k: int,
+    temperature: float,
+    chunk: int = 1024,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(log class scores [queries, num_labels], the index positions of each query's k
+    neighbours [queries, k]) for L2-normalised vectors."""
+    k = min(k, len(index))
+    logits = np.zeros((len(queries), num_labels), dtype=np.float32)
+    neighbours = np.zeros((len(queries), k), dtype=np.int64)
+    for start in range(0, len(queries), chunk):
+        sims = queries[start : start + chunk] @ index.T  # cosine: both sides are unit vectors
+        top = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+        top_sims = np.take_along_axis(sims, top, axis=1) / temperature
+        weights = np.exp(top_sims - top_sims.max(axis=1, keepdims=True))
+        weights /= weights.sum(axis=1, keepdims=True)
+        scores = np.zeros((len(top), num_labels), dtype=np.float64)
+        np.add.at(scores, (np.arange(len(top))[:, None], index_labels[top]), weights)
+        logits[start : start + chunk] = np.log(np.maximum(scores, FLOOR))
+        neighbours[start : start + chunk] = top
+    return logits, neighbours
+
+
+def save_index(path: Path, vectors: np.ndarray, labels: np.ndarray) -> None:
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        np.savez(handle, vectors=vectors.astype(np.float16), labels=labels.astype(np.int64))
+
+
+def load_index(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    try:
+        with np.load(path) as saved:
+            return saved["vectors"].astype(np.float32), saved["labels"]
+    except (OSError, ValueError, KeyError) as exc:
+        raise CompError(f"{path}: unreadable ({exc}); run `comp train --force`") from None
+
+
+# ---------------------------------------------------------------------------------------------
+# The model kind (comp.kinds)
+
+
+def load_base_fold(base: Config, fold: int, device):
+    """The base experiment's fold: its fine-tuned classifier, resolved config and tokenizer."""
+    from comp.kinds.transformer.inference import load_fold_model
+
+    folder = Path(base.train.runs_dir) / base.train.experiment / f"fold{fold}"
+    if not (folder / "config.yaml").is_file():
+        raise CompError(
+            f"{folder}: fold {fold} of {base.train.experiment} is not trained; run "
+            f"`comp train --fold {fold} --set train.experiment={base.train.experiment}`"
+        )
+    fold_config = load_config([folder / "config.yaml"])
+    model, tokenizer = load_fold_model(folder, fold_config, device)
+    return model, fold_config, tokenizer
+
+
+class KnnRun:
+    def __init__(self, inputs: RunInputs, device: str) -> None:
+        from comp.kinds.transformer.distributed import resolve_device
+
+        self.inputs, self.device = inputs, resolve_device(device)
+        self.base = base_config(inputs.config)
+
+    def fit_fold(self, fold: int, out: Path) -> FoldFit | None:
+        if not self.inputs.writes:
+            return None
+        cfg, inputs = self.inputs.config.knn, self.inputs
+        model, fold_config, tokenizer = load_base_fold(self.base, fold, self.device)
+        started = time.perf_counter()
+        embed = _embedder(model, fold_config, tokenizer, self.device, cfg.pooling, inputs.cache_dir)
+        train_rows, val_rows = inputs.train_rows(fold), inputs.val_rows(fold)
+        all_train = embed(inputs.train.questions, inputs.train.answers)
+        # scored as saved (float16), so that `predict` reproduces the fold's test logits
+        index = all_train[train_rows].astype(np.float16).astype(np.float32)
+        index_labels = inputs.train.labels[train_rows]
+        num_labels = inputs.config.data.num_labels
+
+        def scores(vectors: np.ndarray) -> np.ndarray:
+            return knn_log_scores(index, index_labels, vectors, num_labels, cfg.k,
+                                  cfg.temperature)[0]  # fmt: skip
+
+        val = scores(all_train[val_rows])
+        tests = [scores(embed(t.questions, t.answers)) for t in inputs.tests]
+        save_index(out / INDEX, index, index_labels)
+        seconds = max(time.perf_counter() - started, 1e-9)
+        rows = len(inputs.train) + sum(len(t) for t in inputs.tests)
+        return FoldFit(
+            val,
+            tests,
+            samples_per_s=rows / seconds,  # rows embedded and scored
+            tokens_per_s=0.0,
+            extra={
+                "base_experiment": self.base.train.experiment,
+                "k": cfg.k,
+                "pooling": cfg.pooling,
+                "index_rows": len(train_rows),
+                "device": str(self.device),
+            },
+        )
+
+    def close(self) -> None:
+        pass
+
+
+def _embedder(model, fold_config: Config, tokenizer, device, pooling: str, cache_dir: Path):
+    """questions, answers -> unit vectors, with the base fold's tokenizer and input settings."""
+    from comp.kinds.transformer.inference import Batching, embed_rows
+    from comp.kinds.transformer.token_cache import encode_cached
+
+    m, batching = fold_config.model, Batching.of(fold_config.train, tokenizer.pad_token_id, device)
+
+    def embed(questions: list[str], answers: list[str]) -> np.ndarray:
+        encoded = encode_cached(
+            tokenizer, questions, answers, m.max_len, m.answer_min_tokens, cache_dir
+        )
+        return embed_rows(model, encoded, np.arange(len(questions)), batching, pooling)
+
+    return embed
+
+
+def start(inputs: RunInputs, device: str | None, console: Console) -> KnnRun:
+    return KnnRun(inputs, device or inputs.config.train.device)
+
+
+def predict(
+    folder: Path, config: Config, tests: list[TestData], device: str, cache_dir: Path
+) -> list[np.ndarray]:
+    """Late test sets: the base fold's encoder embeds them, the saved index scores them."""
+    from comp.kinds.transformer.distributed import resolve_device
+
+    fold, torch_device = int(Path(folder).name.removeprefix("fold")), resolve_device(device)
+    model, fold_config, tokenizer = load_base_fold(base_config(config), fold, torch_device)
+    embed = _embedder(model, fold_config, tokenizer, torch_device, config.knn.pooling, cache_dir)
+    index, labels = load_index(Path(folder) / INDEX)
+    k, temperature, num_labels = config.knn.k, config.knn.temperature, config.data.num_labels
+    return [
+        knn_log_scores(index, labels, embed(t.questions, t.answers), num_labels, k, temperature)[0]
+        for t in tests
+    ]

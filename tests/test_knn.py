@@ -1,0 +1,90 @@
+"""kNN fusion (model.kind knn): the scores, the honesty of the index, and the derived
+experiment `comp train --set knn.enabled=true` writes."""
+
+import json
+
+import numpy as np
+from click.testing import CliRunner
+
+from comp.cli import main
+from comp.config import dump_config
+from comp.kinds.transformer import knn
+from comp.runs.frame import fold_dir, fold_fingerprint, load_run_inputs
+from tests.conftest import TRAINED, trained_copy_config
+
+
+def unit(rows) -> np.ndarray:
+    rows = np.asarray(rows, dtype=np.float32)
+    return rows / np.linalg.norm(rows, axis=1, keepdims=True)
+
+
+def test_scores_are_the_softmax_weights_of_the_neighbours_classes():
+    index = unit([[1, 0], [0.8, 0.6], [0, 1], [-1, 0]])
+    labels = np.array([0, 1, 1, 2])
+    query = unit([[1, 0.1]])
+    logits, neighbours = knn.knn_log_scores(index, labels, query, 4, k=3, temperature=0.5)
+    sims = index @ query[0]
+    top = np.argsort(-sims)[:3]  # rows 0, 1, 2: the row of class 2 is the farthest
+    assert sorted(neighbours[0].tolist()) == sorted(top.tolist())
+    weights = np.exp(sims[top] / 0.5) / np.exp(sims[top] / 0.5).sum()
+    scores = np.zeros(4)
+    np.add.at(scores, labels[top], weights)
+    np.testing.assert_allclose(logits[0], np.log(np.maximum(scores, knn.FLOOR)), rtol=1e-5)
+    assert logits[0].argmax() == 0 and logits[0, 2] == logits[0, 3] == np.float32(np.log(knn.FLOOR))
+
+
+def test_no_row_retrieves_itself_or_a_row_of_its_own_validation_fold(
+    trained_root, trained_copy, monkeypatch
+):
+    config = trained_copy_config(
+        trained_root, trained_copy, **{"model.kind": "knn", "knn.base_experiment": "two_folds"}
+    )
+    config.train.experiment = "honest"
+    inputs = load_run_inputs(config, fold_fingerprint(config))
+    seen = []
+    real = knn.knn_log_scores
+
+    def recording(index, labels, queries, *args, **kwargs):
+        logits, neighbours = real(index, labels, queries, *args, **kwargs)
+        seen.append((len(index), neighbours))
+        return logits, neighbours
+
+    monkeypatch.setattr(knn, "knn_log_scores", recording)
+    run = knn.start(inputs, "cpu", None)
+    for fold in (0, 1):
+        out = fold_dir(config, fold)
+        out.mkdir(parents=True, exist_ok=True)
+        seen.clear()
+        run.fit_fold(fold, out)
+        index_rows, val_rows = inputs.train_rows(fold), inputs.val_rows(fold)
+        assert seen[0][0] == len(index_rows)  # the index: the fold's training rows alone
+        retrieved = index_rows[seen[0][1]]  # the validation queries' neighbours, as train rows
+        assert not np.isin(retrieved, val_rows).any()
+        assert len(np.intersect1d(index_rows, val_rows)) == 0
+
+
+def test_knn_enabled_writes_the_derived_experiment(trained_root, trained_copy, tmp_path):
+    config = trained_copy_config(trained_root, trained_copy, **{"knn.enabled": True})
+    path = tmp_path / "config.yaml"
+    path.write_text(dump_config(config), encoding="utf-8")
+    result = CliRunner(env={"COLUMNS": "200"}).invoke(main, ["train", "--config", str(path)])
+    assert result.exit_code == 0, result.output
+    assert result.output.count("skipped, --force to retrain") == 2  # the transformer's folds
+    assert "two_folds_knn (knn), from these folds" in result.output
+    for fold in (0, 1):
+        out = trained_copy / "runs" / "two_folds_knn" / f"fold{fold}"
+        for name in ("oof.parquet", "test_logits.parquet", "metrics.json", knn.INDEX):
+            assert (out / name).is_file(), name
+        metrics = json.loads((out / "metrics.json").read_text())
+        assert metrics["model_kind"] == "knn" and metrics["base_experiment"] == "two_folds"
+
+
+def test_the_knn_fingerprint_follows_its_keys_and_its_base(trained_root, trained_copy):
+    settings = {"model.kind": "knn", "knn.base_experiment": "two_folds"}
+    base = fold_fingerprint(trained_copy_config(trained_root, trained_copy, **settings))
+    for key, value in [("knn.k", 5), ("knn.pooling", "mean"), ("train.lr", 1.0)]:
+        changed = trained_copy_config(trained_root, trained_copy, **settings, **{key: value})
+        assert fold_fingerprint(changed) != base, key
+    same = trained_copy_config(trained_root, trained_copy, **settings, **{"tfidf.c": 9.0})
+    assert fold_fingerprint(same) == base
+    assert TRAINED["train.experiment"] == "two_folds"
