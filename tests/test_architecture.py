@@ -86,11 +86,14 @@ def test_no_import_cycle_among_comp_modules_lazy_imports_included():
 # docs/ARCHITECTURE.md's layers, top first: a module imports from its own layer and above only
 LAYERS = [
     ("core", ("comp.config", "comp.io", "comp.errors", "comp.metrics", "comp.calibration")),
-    ("inputs", ("comp.text", "comp.data", "comp.folds")),
+    ("inputs", ("comp.text", "comp.data", "comp.duplicates", "comp.extra", "comp.folds")),
     ("demo", ("comp.demo",)),
     ("kinds", ("comp.kinds",)),
     ("fold frame", ("comp.runs",)),
-    ("after training", ("comp.ensemble", "comp.submit", "comp.report", "comp.confusions")),
+    (
+        "after training",
+        ("comp.ensemble", "comp.submit", "comp.report", "comp.confusions", "comp.audit"),
+    ),
     ("surface", ("comp.cli", "comp.makefile", "comp.workspace", "comp.__main__", "comp")),
 ]
 
