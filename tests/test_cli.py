@@ -139,9 +139,13 @@ def test_demo_data_command_writes_the_competition(tmp_path):
         "shared_task_test_public.csv",
         "shared_task_test_private.csv",
         "solution.csv",
+        "planted_duplicates.csv",
         "config.yaml",
     ):
         assert (out / name).is_file(), name
+    planted = pl.read_csv(out / "planted_duplicates.csv")
+    assert planted.columns == ["kind", "file", "row", "source_row", "same_label"]
+    assert planted.height > 0 and f"{planted.height} planted duplicate rows" in result.output
     resolved = yaml.safe_load((out / "config.yaml").read_text(encoding="utf-8"))
     assert resolved["demo"] == {"out_dir": str(out), "scale": 0.02, "seed": 7, "min_class_rows": 10}
     assert "82 classes" in result.output
