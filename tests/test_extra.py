@@ -82,7 +82,11 @@ def test_extra_rows_repeating_validation_or_test_rows_are_left_out(demo_root, tm
 def test_training_reports_extra_rows_and_their_files_shape_the_fingerprint(demo_root, tmp_path):
     extra_csv, _, _ = write_extra(demo_root, tmp_path)
     config = extra_config(demo_root, tmp_path, extra_csv)
-    train_folds(config, [0], "cpu", False, QUIET)
+    console = Console(record=True, width=200)
+    train_folds(config, [0], "cpu", False, console)
+    printed = console.export_text()
+    assert "extra training data" in printed and "test twins" in printed
+    assert f"{extra_csv} │    4 │          1 │                        1 │" in printed
     metrics = json.loads((fold_dir(config, 0) / METRICS).read_text(encoding="utf-8"))
     assert metrics["extra_train"][str(extra_csv)]["trained"] == 2
     assert train_folds(config, [0], "cpu", False, QUIET)[0].skipped
