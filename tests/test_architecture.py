@@ -142,7 +142,9 @@ def imports_torch(code: str) -> bool:
 
 
 def test_the_tfidf_kind_and_the_frame_do_not_import_torch():
-    assert not imports_torch("import comp.kinds.tfidf, comp.runs.frame, comp.ensemble")
+    assert not imports_torch(
+        "import comp.kinds.tfidf, comp.runs.frame, comp.ensemble, comp.audit, comp.folds"
+    )
     assert not imports_torch(
         "from comp.config import Config\n"
         "from comp.runs.frame import fold_fingerprint\n"
