@@ -108,6 +108,17 @@ def make_folds(config) -> None:
     console.print(f"wrote {csv_path}, {json_path}, {config_path}")
 
 
+@main.command("audit")
+@config_options
+def audit(config) -> None:
+    """Duplicates and label conflicts in the train, test and extra files: a report in
+    runs/audit/<train file stem>/ (exit 0 whatever it finds)."""
+    from comp.audit import audit_data, print_audit
+
+    console = _console()
+    print_audit(audit_data(config, console), console)
+
+
 @main.group("backbone")
 def backbone() -> None:
     """Backbones: build the tiny local one used by the demo and the tests."""

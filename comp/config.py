@@ -30,6 +30,14 @@ class TestSet:
 
 
 @dataclass
+class ExtraTrain:
+    path: str  # more labelled rows: the train file's columns (text and label, or category)
+    category_map: str | None = None  # CSV (category, label columns) mapping the file's category
+    # names to label ids; without it, a file without a label column is mapped through the train
+    # file's own category names
+
+
+@dataclass
 class DataConfig:
     train: str = "data/abjadmed/shared_task_train.csv"
     test_sets: list[TestSet] = field(
@@ -38,6 +46,8 @@ class DataConfig:
         ]
     )
     solution: str | None = None  # Kaggle-style answer key (Id, label, Usage); scoring only
+    extra_train: list[ExtraTrain] = field(default_factory=list)  # added to every training split,
+    # never validated; rows repeating a fold's validation rows or a test row are left out
     text_column: str = "text"
     label_column: str = "label"
     category_column: str | None = "category"  # class names for reports; null if absent
@@ -62,6 +72,15 @@ class FoldsConfig:
     dir: str = "folds"
     k: int = 5
     seed: int = 42
+    group_duplicates: bool = True  # every duplicate group (see `dedup`) inside one fold
+
+
+@dataclass
+class DedupConfig:
+    """What counts as a duplicate, for `comp audit`, grouped folds and extra training data."""
+
+    threshold: float = 0.8  # Jaccard similarity of normalised word sets: near duplicates
+    min_question_words: int = 4  # shorter questions are compared only with their answers
 
 
 @dataclass
@@ -168,6 +187,7 @@ class Config:
     data: DataConfig = field(default_factory=DataConfig)
     demo: DemoConfig = field(default_factory=DemoConfig)
     folds: FoldsConfig = field(default_factory=FoldsConfig)
+    dedup: DedupConfig = field(default_factory=DedupConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     tfidf: TfidfConfig = field(default_factory=TfidfConfig)
     knn: KnnConfig = field(default_factory=KnnConfig)
@@ -325,6 +345,8 @@ def validate(config: Config) -> None:
     checks = [
         (config.data.num_labels >= 2, "data.num_labels must be at least 2"),
         (config.folds.k >= 2, "folds.k must be at least 2"),
+        (0 < config.dedup.threshold <= 1, "dedup.threshold must be in (0, 1]"),
+        (config.dedup.min_question_words >= 1, "dedup.min_question_words must be at least 1"),
         (0 < config.demo.scale <= 1, "demo.scale must be in (0, 1]"),
         (
             len({t.name for t in config.data.test_sets}) == len(config.data.test_sets),

@@ -144,14 +144,21 @@ def _label_names(
     return names
 
 
+def questions_and_answers(
+    frame: pl.DataFrame, path: Path, data: DataConfig
+) -> tuple[list[str], list[str]]:
+    """The text column, checked (no null or empty cell) and split into questions and answers."""
+    texts = [normalise_newlines(t) for t in _check_text(frame, path, data.text_column)]
+    return _split_all(texts, data)
+
+
 def load_train(data: DataConfig) -> TrainData:
     path = Path(data.train)
     required = [data.text_column, data.label_column]
     frame = read_csv(path, required)
-    texts = [normalise_newlines(t) for t in _check_text(frame, path, data.text_column)]
+    questions, answers = questions_and_answers(frame, path, data)
     labels = parse_labels(frame, path, data.label_column, data.num_labels)
     names = _label_names(frame, path, data.category_column, labels, data.num_labels)
-    questions, answers = _split_all(texts, data)
     return TrainData(path, sha256_file(path), questions, answers, labels, names)
 
 

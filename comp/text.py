@@ -8,7 +8,10 @@ missing. A row without markers is one segment (all question, empty answer): neve
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from functools import lru_cache
+
+import polars as pl
 
 DASHES = "-‐‑‒–—―ـ_=*"  # hyphens, dashes, Arabic tatweel, and the odd rule drawn with = or *
 
@@ -39,3 +42,24 @@ def split_qa(text: str, question_marker: str, answer_marker: str) -> tuple[str, 
     if answer_match is None:
         return text[start:].strip(), ""
     return text[start : answer_match.start()].strip(), text[answer_match.end() :].strip()
+
+
+# Arabic diacritics (harakat, tanwin, shadda, sukun, superscript alef, Quranic marks) and tatweel.
+_DIACRITICS = "[\u0610-\u061a\u064b-\u065f\u0670\u06d6-\u06dc\u06df-\u06e8\u06ea-\u06ed\u0640]"
+_LETTER_FORMS = (["إ", "أ", "آ", "ة", "ى"], ["ا", "ا", "ا", "ه", "ي"])
+
+
+def arabic_normalised(text: pl.Expr) -> pl.Expr:
+    """The one normalisation every duplicate check uses (the training input is never changed):
+    diacritics and tatweel removed; alef forms (إ أ آ) -> ا, taa marbuta ة -> ه, alef maqsura
+    ى -> ي; every run of characters that are neither letters nor digits (punctuation,
+    whitespace, symbols) -> one space, stripped at both ends. A polars expression, so that it
+    runs over whole columns at once."""
+    text = text.str.replace_all(_DIACRITICS, "").str.replace_many(*_LETTER_FORMS)
+    return text.str.replace_all(r"[^\p{L}\p{N}]+", " ").str.strip_chars(" ")
+
+
+def normalise_arabic(texts: Sequence[str]) -> list[str]:
+    """`arabic_normalised` over a list of texts."""
+    frame = pl.DataFrame({"text": list(texts)}, schema={"text": pl.String})
+    return frame.select(arabic_normalised(pl.col("text")))["text"].to_list()

@@ -96,11 +96,14 @@ LAYERS = [
             "comp.progress",
         ),
     ),
-    ("inputs", ("comp.text", "comp.data", "comp.folds")),
+    ("inputs", ("comp.text", "comp.data", "comp.duplicates", "comp.extra", "comp.folds")),
     ("demo", ("comp.demo",)),
     ("kinds", ("comp.kinds",)),
     ("fold frame", ("comp.runs",)),
-    ("after training", ("comp.ensemble", "comp.submit", "comp.report", "comp.confusions")),
+    (
+        "after training",
+        ("comp.ensemble", "comp.submit", "comp.report", "comp.confusions", "comp.audit"),
+    ),
     ("surface", ("comp.cli", "comp.makefile", "comp.workspace", "comp.__main__", "comp")),
 ]
 
@@ -149,7 +152,9 @@ def imports_torch(code: str) -> bool:
 
 
 def test_the_tfidf_kind_and_the_frame_do_not_import_torch():
-    assert not imports_torch("import comp.kinds.tfidf, comp.runs.frame, comp.ensemble")
+    assert not imports_torch(
+        "import comp.kinds.tfidf, comp.runs.frame, comp.ensemble, comp.audit, comp.folds"
+    )
     assert not imports_torch(
         "from comp.config import Config\n"
         "from comp.runs.frame import fold_fingerprint\n"

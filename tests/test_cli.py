@@ -139,9 +139,13 @@ def test_demo_data_command_writes_the_competition(tmp_path):
         "shared_task_test_public.csv",
         "shared_task_test_private.csv",
         "solution.csv",
+        "planted_duplicates.csv",
         "config.yaml",
     ):
         assert (out / name).is_file(), name
+    planted = pl.read_csv(out / "planted_duplicates.csv")
+    assert planted.columns == ["kind", "file", "row", "source_row", "same_label"]
+    assert planted.height > 0 and f"{planted.height} planted duplicate rows" in result.output
     resolved = yaml.safe_load((out / "config.yaml").read_text(encoding="utf-8"))
     assert resolved["demo"] == {"out_dir": str(out), "scale": 0.02, "seed": 7, "min_class_rows": 10}
     assert "82 classes" in result.output
@@ -295,3 +299,34 @@ def test_confusions_command_writes_a_loadable_fragment(trained_root, trained_cop
     assert boosted == sorted(boosted) and all(0 <= c < 82 for c in boosted)
     missing = run("confusions", "nope", "--config", path)
     assert missing.exit_code == 2 and "comp ensemble" in missing.output
+
+
+def test_make_folds_reports_duplicate_groups(tmp_path):
+    rows = [[qa(f"س {i}", f"ج {i}"), "ABC"[i % 3], i % 3] for i in range(30)]
+    rows += [[qa("س 3", "ج 3"), "A", 0], [qa("س، 4؟", "ج 4"), "B", 1]]  # repeat rows 3 and 4
+    result = run("make-folds", "--config", str(folds_config(tmp_path, rows)))
+    assert result.exit_code == 0, result.output
+    assert "duplicate groups kept together: 2 groups of 2 or more rows (4 rows" in result.output
+    fold = pl.read_csv(tmp_path / "folds" / "t.csv")["fold"].to_list()
+    assert fold[30] == fold[3] and fold[31] == fold[4]
+    ungrouped = run(
+        "make-folds",
+        "--config",
+        str(folds_config(tmp_path, rows)),
+        "--set",
+        "folds.group_duplicates=false",
+    )
+    assert ungrouped.exit_code == 0 and "duplicate groups" not in ungrouped.output
+
+
+def test_audit_command_reports_and_exits_0(tmp_path):
+    rows = [[qa(f"س {i}", f"ج {i}"), "ABC"[i % 3], i % 3] for i in range(12)]
+    rows += [[qa("س 3", "ج 3"), "B", 1]]  # row 3 again, with another label
+    config = folds_config(tmp_path, rows)
+    result = run("audit", "--config", str(config), "--set", f"train.runs_dir={tmp_path}/runs")
+    assert result.exit_code == 0, result.output
+    assert "duplicates" in result.output and "conflicts" in result.output
+    folder = tmp_path / "runs" / "audit" / "train"
+    conflicts = pl.read_csv(folder / "conflicts.csv")
+    assert conflicts["row"].to_list() == [3, 12] and conflicts["label"].to_list() == [0, 1]
+    assert (folder / "config.yaml").is_file() and (folder / "duplicates_per_class.png").is_file()

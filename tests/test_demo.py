@@ -179,3 +179,53 @@ def test_full_size_lengths_and_rows(full):
     assert abs(a_len[has_answer].mean() / 152 - 1) < 0.15
     assert min(len(a.split()) for _, a in qa if a) == 2
     assert 0.002 <= np.mean(q_len + a_len > 3000) <= 0.005
+
+
+# --- planted duplicates ---
+
+
+def test_planted_duplicates_match_the_rates_and_kinds(full):
+    from comp.demo import planting
+
+    planted = full.planted
+    train = planted.filter(pl.col("file") == "train")
+    for kind, rate in zip(
+        planting.KINDS,
+        (planting.EXACT_RATE, planting.VARIANT_RATE, planting.NEAR_RATE),
+        strict=True,
+    ):
+        share = train.filter(pl.col("kind") == kind).height / full.train.height
+        assert abs(share - rate) < 0.001, kind
+    twins = planted.filter(pl.col("file") != "train")
+    assert abs(twins.height / full.solution.height - planting.TWIN_RATE) < 0.001
+    assert set(twins["file"]) == {"test_public", "test_private"}
+    other_label = 1 - planted["same_label"].mean()
+    assert abs(other_label - planting.OTHER_LABEL_RATE) < 0.03  # some copies are label conflicts
+
+
+def test_planted_copies_repeat_their_sources(full):
+    from comp.duplicates import normalised_rows
+
+    files = {"train": full.train, "test_public": full.test_public}
+    files["test_private"] = full.test_private
+    planted = full.planted.head(600).vstack(full.planted.tail(60))
+    copies = [files[f]["text"][r] for f, r in zip(planted["file"], planted["row"], strict=True)]
+    sources = full.train["text"].gather(planted["source_row"]).to_list()
+    qa = [split_qa(t) for t in copies + sources]
+    norm = normalised_rows([q for q, _ in qa], [a for _, a in qa]).pairs
+    copy_norm, source_norm = norm[: len(copies)], norm[len(copies) :]
+    for kind, copy, source, c, s in zip(
+        planted["kind"], copies, sources, copy_norm, source_norm, strict=True
+    ):
+        if kind == "exact":
+            assert copy == source
+        elif kind == "variant":
+            assert copy != source and c == s  # the same once normalised
+        else:
+            words_c, words_s = set(c.split()), set(s.split())
+            assert c != s and len(words_c & words_s) / len(words_c | words_s) >= 0.5
+    assert set(planted["kind"]) == {"exact", "variant", "near"}
+    in_train = full.planted.filter(pl.col("file") == "train")
+    labels = full.train["label"].to_numpy()
+    same = labels[in_train["row"].to_numpy()] == labels[in_train["source_row"].to_numpy()]
+    assert same.tolist() == in_train["same_label"].to_list()

@@ -1,3 +1,5 @@
+import json
+
 import numpy as np
 import pytest
 
@@ -120,3 +122,103 @@ def test_folds_with_other_settings_are_refused(small_competition):
     config.folds.name = "never-made"
     with pytest.raises(FoldsError, match="no folds found"):
         load_folds(config, train)
+
+
+def grouped_labels() -> tuple[np.ndarray, np.ndarray, int]:
+    """Classes of 40, 30, 12, 4, 3 and 1 rows, with duplicate groups: pairs and triples inside
+    classes, a group holding classes 0 and 1 (a label conflict), and class 4's three rows in one
+    group (so it has a single group, like a single-row class)."""
+    labels = np.repeat(np.arange(6), [40, 30, 12, 4, 3, 1])
+    groups = np.arange(len(labels))
+    for rows in ([0, 1], [2, 3, 4], [40, 41], [5, 42], [70, 71], [82, 83], [86, 87, 88]):
+        groups[rows] = groups[rows[0]]
+    return labels, np.unique(groups, return_inverse=True)[1], 6
+
+
+@pytest.mark.parametrize("k", [2, 5])
+def test_grouped_assignment_keeps_groups_whole_and_the_policy(k):
+    labels, groups, classes = grouped_labels()
+    fold = assign_folds(labels, classes, k, seed=3, groups=groups)
+    for g in np.unique(groups):
+        assert len(set(fold[groups == g].tolist())) == 1, f"group {g} spans folds"
+    assert set(np.flatnonzero(fold == TRAIN_ONLY).tolist()) == {86, 87, 88, 89}
+    for label in range(classes):
+        rows = labels == label
+        for f in range(k):
+            assert (rows & (fold != f)).any(), f"class {label} missing from training split {f}"
+    class_groups = [len(np.unique(groups[labels == c])) for c in range(classes)]
+    for label in (c for c in range(classes) if class_groups[c] >= k):
+        assert set(fold[labels == label].tolist()) >= set(range(k))
+    assert check_folds(labels, fold, classes, k, groups).problems == []
+
+
+def test_singleton_groups_give_the_ungrouped_assignment():
+    labels = labels_with_counts([30, 20, 7, 3, 1, 12])
+    grouped = assign_folds(labels, 6, 5, seed=4, groups=np.arange(len(labels)))
+    assert np.array_equal(grouped, assign_folds(labels, 6, 5, seed=4))
+
+
+def test_check_folds_catches_a_group_split_across_folds():
+    labels = np.array([0, 0, 0, 0, 1, 1, 1, 1])
+    groups = np.array([0, 0, 1, 2, 3, 4, 5, 6])
+    fold = np.array([0, 1, 0, 1, 0, 1, 0, 1])
+    problems = check_folds(labels, fold, 2, 2, groups).problems
+    assert problems == ["rows [0, 1] are in duplicate groups split across folds"]
+
+
+@pytest.fixture
+def planted_competition(tmp_path):
+    """A small demo competition with its planted duplicates (exact, normalised and near)."""
+    from rich.console import Console
+
+    from comp.config import load_config
+    from comp.demo.writer import write_demo_files
+
+    config = load_config(
+        [],
+        [
+            f"demo.out_dir={tmp_path}/demo",
+            "demo.scale=0.05",
+            f"data.train={tmp_path}/demo/shared_task_train.csv",
+            "data.test_sets=[]",
+            f"folds.dir={tmp_path}/folds",
+        ],
+    )
+    write_demo_files(config, Console(quiet=True))
+    return config
+
+
+def test_make_folds_keeps_identical_texts_in_one_fold(planted_competition):
+    from comp.duplicates import normalised_rows
+
+    config = planted_competition
+    train = load_train(config.data)
+    report = make_folds(config, train)
+    fold = load_folds(config, train)
+    texts = normalised_rows(train.questions, train.answers).pairs
+    folds_of: dict[str, set[int]] = {}
+    for text, f in zip(texts, fold.tolist(), strict=True):
+        folds_of.setdefault(text, set()).add(f)
+    repeated = [t for t in folds_of if texts.count(t) > 1]
+    assert len(repeated) > 20 and all(len(folds_of[t]) == 1 for t in repeated)
+    assert report.grouping is not None and report.grouping.groups >= len(repeated)
+    assert report.grouping.split_without > 0  # an ungrouped split would spread some of them
+    meta = json.loads(folds_paths(config)[1].read_text(encoding="utf-8"))
+    assert meta["grouping"]["group_duplicates"] is True
+    assert meta["grouping"]["threshold"] == config.dedup.threshold
+    assert meta["duplicate_groups"] == report.grouping.groups
+
+
+@pytest.mark.parametrize("change", ["folds.group_duplicates=false", "dedup.threshold=0.9"])
+def test_other_grouping_settings_make_the_folds_stale(planted_competition, change):
+    from comp.config import parse_override
+
+    config = planted_competition
+    train = load_train(config.data)
+    make_folds(config, train)
+    (section, key), value = parse_override(change)
+    setattr(getattr(config, section), key, value)
+    with pytest.raises(FoldsError, match="folds were grouped with .* run `comp make-folds` again"):
+        load_folds(config, train)
+    make_folds(config, train)
+    assert len(load_folds(config, train)) == len(train)

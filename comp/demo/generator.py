@@ -17,6 +17,7 @@ import numpy as np
 import polars as pl
 
 from comp.demo.categories import CATEGORIES, CONFUSABLE_GROUPS, LABEL_BY_ENGLISH, NUM_CLASSES
+from comp.demo.planting import Planted, RowTokens, plant_duplicates
 
 QUESTION_MARKER = "السؤال"
 ANSWER_MARKER = "الجواب"
@@ -135,6 +136,7 @@ class DemoCompetition:
     test_public: pl.DataFrame  # Id, text
     test_private: pl.DataFrame  # Id, text
     solution: pl.DataFrame  # Id, label, Usage ("Public"/"Private")
+    planted: pl.DataFrame  # the planted duplicates: kind, file, row, source_row (see _planted)
 
 
 @dataclass(frozen=True)
@@ -405,13 +407,25 @@ def generate_demo(scale: float = 1.0, seed: int = 42, min_class_rows: int = 10) 
 
     labels = np.repeat(np.arange(NUM_CLASSES), train_counts + test_counts)
     q_len, a_len = _lengths(rng, len(labels))
+    tokens = _sample_tokens(rng, labels, q_len, a_len)
     texts = np.empty(len(labels), dtype=object)
-    texts[:] = _render(rng, _sample_tokens(rng, labels, q_len, a_len), q_len, a_len)
+    texts[:] = _render(rng, tokens, q_len, a_len)
 
     # Within each class the first train_count rows are train, the rest test.
     totals = train_counts + test_counts
     rank_in_class = np.arange(len(labels)) - (np.cumsum(totals) - totals)[labels]
     is_train = rank_in_class < train_counts[labels]
+    words = RowTokens(tokens, q_len, a_len, _vocab().typo)
+    planted = plant_duplicates(
+        seed,
+        texts,
+        words,
+        labels,
+        is_train,
+        _vocab().group_of,
+        _render,
+        (QUESTION_MARKER, ANSWER_MARKER),
+    )
 
     train_idx = rng.permutation(np.flatnonzero(is_train))
     test_idx = rng.permutation(np.flatnonzero(~is_train))
@@ -445,4 +459,41 @@ def generate_demo(scale: float = 1.0, seed: int = 42, min_class_rows: int = 10) 
         test_public=test.filter(pl.Series(public)),
         test_private=test.filter(pl.Series(~public)),
         solution=solution,
+        planted=_planted(planted, labels, train_idx, test_idx, public),
     )
+
+
+def _planted(
+    planted: Planted,
+    labels: np.ndarray,
+    train_idx: np.ndarray,
+    test_idx: np.ndarray,
+    public: np.ndarray,
+) -> pl.DataFrame:
+    """One row per copy, in the written files' terms: `file` (train, test_public or
+    test_private) and 0-based `row` of the copy there, the 0-based train `source_row` it repeats,
+    its `kind` (planting.KINDS) and whether the two rows' labels are the same."""
+    position = np.empty(len(labels), dtype=np.int64)
+    position[train_idx] = np.arange(len(train_idx))
+    in_test = np.flatnonzero(public), np.flatnonzero(~public)
+    file = np.full(len(labels), "train", dtype=object)
+    for name, members in zip(("test_public", "test_private"), in_test, strict=True):
+        position[test_idx[members]] = np.arange(len(members))
+        file[test_idx[members]] = name
+    frame = pl.DataFrame(
+        {
+            "kind": planted.kind.tolist(),
+            "file": file[planted.copy].tolist(),
+            "row": position[planted.copy],
+            "source_row": position[planted.source],
+            "same_label": labels[planted.copy] == labels[planted.source],
+        },
+        schema={
+            "kind": pl.String,
+            "file": pl.String,
+            "row": pl.Int64,
+            "source_row": pl.Int64,
+            "same_label": pl.Boolean,
+        },
+    )
+    return frame.sort("file", "row")

@@ -15,6 +15,7 @@ TRAIN_FILE = "shared_task_train.csv"
 PUBLIC_FILE = "shared_task_test_public.csv"
 PRIVATE_FILE = "shared_task_test_private.csv"
 SOLUTION_FILE = "solution.csv"
+PLANTED_FILE = "planted_duplicates.csv"  # the audit's answer key: which rows repeat which
 
 
 def write_demo_files(config: Config, console: Console) -> dict[str, Path]:
@@ -30,6 +31,7 @@ def write_demo_files(config: Config, console: Console) -> dict[str, Path]:
         "test_public": (out / PUBLIC_FILE, competition.test_public),
         "test_private": (out / PRIVATE_FILE, competition.test_private),
         "solution": (out / SOLUTION_FILE, competition.solution),
+        "planted": (out / PLANTED_FILE, competition.planted),
     }
     writers = {path: frame.write_csv for path, frame in frames.values()}
     writers[out / "config.yaml"] = lambda p: write_config(config, p)
@@ -44,6 +46,7 @@ def write_demo_files(config: Config, console: Console) -> dict[str, Path]:
     counts = competition.train["label"].value_counts()["count"]
     console.print(
         f"{competition.train['label'].n_unique()} classes, {counts.max()} to "
-        f"{counts.min()} train rows per class"
+        f"{counts.min()} train rows per class; {competition.planted.height:,} planted duplicate "
+        f"rows (see {PLANTED_FILE})"
     )
     return {role: path for role, (path, _) in frames.items()}

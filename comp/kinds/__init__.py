@@ -35,6 +35,7 @@ from rich.console import Console
 
 from comp.config import Config, ConfigError
 from comp.data import TestData, TrainData
+from comp.extra import ExtraRows
 
 KINDS: dict[str, str] = {
     "transformer": "comp.kinds.transformer",
@@ -55,9 +56,13 @@ class RunInputs:
     fingerprint: str  # of the config values that shape a fold (checkpoints record it)
     cache_dir: Path  # where a kind may cache what every fold of the experiment reuses
     writes: bool = True  # this process writes files (False on torchrun ranks other than 0)
+    extra: ExtraRows | None = None  # data.extra_train rows, appended to `train` (fold -2)
 
     def train_rows(self, fold: int) -> np.ndarray:
-        return np.flatnonzero(self.folds != fold)  # train-only rows (fold -1) included
+        keep = self.folds != fold  # train-only rows (fold -1) and extra rows (-2) included
+        if self.extra is not None:  # ...but no extra row that repeats a validation or test row
+            keep &= ~self.extra.dropped(fold, len(keep))
+        return np.flatnonzero(keep)
 
     def val_rows(self, fold: int) -> np.ndarray:
         return np.flatnonzero(self.folds == fold)

@@ -23,6 +23,7 @@ from rich.table import Table
 from comp.config import Config
 from comp.data import load_tests, load_train
 from comp.errors import CompError
+from comp.extra import add_extra_train, extra_shaping, print_extra_report
 from comp.folds import folds_paths, load_folds
 from comp.io import UnreadableFile, read_json, remove_stale_temp_files, sha256_file
 from comp.kinds import KindRun, ModelKind, RunInputs, get_kind
@@ -66,6 +67,7 @@ def fold_fingerprint(config: Config) -> str:
         "num_labels": config.data.num_labels,
         "inputs": {key: getattr(config.data, key) for key in INPUT_KEYS},
         **kind.shaping_config(config),
+        **extra_shaping(config),  # nothing without data.extra_train
     }
     return hashlib.sha256(json.dumps(shaping, sort_keys=True).encode()).hexdigest()
 
@@ -116,15 +118,18 @@ def clear_fold(folder: Path, kind_files: tuple[str, ...]) -> None:
 def load_run_inputs(config: Config, fingerprint: str) -> RunInputs:
     train = load_train(config.data)
     folds = load_folds(config, train)
+    tests = load_tests(config)
+    train, folds, extra = add_extra_train(config, train, folds, tests)
     return RunInputs(
         config=config,
         train=train,
-        tests=load_tests(config),
+        tests=tests,
         folds=folds,
         folds_sha256=sha256_file(folds_paths(config)[0]),
         fingerprint=fingerprint,
         cache_dir=experiment_dir(config) / CACHE,
         writes=process_writes(),
+        extra=extra,
     )
 
 
@@ -173,6 +178,8 @@ def _train_fold(
     if not inputs.writes:  # a torchrun rank other than 0
         return None
     extra = {"model_kind": config.model.kind, "wall_s": time.perf_counter() - started}
+    if inputs.extra is not None:
+        extra["extra_train"] = inputs.extra.fold_report(fold)
     metrics = write_fold_outputs(out, fold, inputs, fit, extra)
     for name in kind.SCRATCH_FILES:
         (out / name).unlink(missing_ok=True)
@@ -206,6 +213,8 @@ def train_folds(
         todo = [fold for fold in folds if fold not in results]
         if todo:
             inputs = load_run_inputs(config, fingerprint)
+            if inputs.extra is not None and writes:
+                print_extra_report(inputs.extra, config.folds.k, console)
             run = kind.start(inputs, device, console)
             try:
                 for fold in todo:

@@ -7,6 +7,8 @@ run, fold, ensemble and submission paths.
     runs/<experiment>/launch/      logs of `comp train --gpus`
     runs/ensembles/<name>/         config.yaml, oof.parquet, test_logits.parquet, metrics.json,
                                    per_class.csv, the report's PNGs
+    runs/audit/<train file stem>/  `comp audit`: config.yaml, groups.csv, conflicts.csv,
+                                   per_class.csv, summary.json, duplicates_per_class.png
     submissions/<name>_<set>.csv   and submissions/<name>.config.yaml
 """
 
@@ -24,6 +26,7 @@ PER_CLASS = "per_class.csv"
 ENSEMBLES = "ensembles"
 CACHE = "cache"
 LAUNCH = "launch"
+AUDIT = "audit"
 COMBINED = "combined"  # submissions/<name>_combined.csv: every test set's rows, in config order
 
 
@@ -37,6 +40,10 @@ def fold_dir(config: Config, fold: int, experiment: str | None = None) -> Path:
 
 def ensemble_dir(config: Config, name: str | None = None) -> Path:
     return Path(config.train.runs_dir) / ENSEMBLES / (name or config.ensemble.name)
+
+
+def audit_dir(config: Config) -> Path:
+    return Path(config.train.runs_dir) / AUDIT / Path(config.data.train).stem
 
 
 def submission_name(config: Config) -> str:
