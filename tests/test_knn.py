@@ -4,13 +4,17 @@ experiment `comp train --set knn.enabled=true` writes."""
 import json
 
 import numpy as np
+import polars as pl
 from click.testing import CliRunner
+from rich.console import Console
 
 from comp.cli import main
 from comp.config import dump_config
 from comp.kinds.transformer import knn
 from comp.runs.frame import fold_dir, fold_fingerprint, load_run_inputs
 from tests.conftest import TRAINED, trained_copy_config
+
+QUIET = Console(quiet=True)
 
 
 def unit(rows) -> np.ndarray:
@@ -88,3 +92,23 @@ def test_the_knn_fingerprint_follows_its_keys_and_its_base(trained_root, trained
     same = trained_copy_config(trained_root, trained_copy, **settings, **{"tfidf.c": 9.0})
     assert fold_fingerprint(same) == base
     assert TRAINED["train.experiment"] == "two_folds"
+
+
+def test_predict_adds_a_late_test_set_to_the_derived_experiment_too(
+    trained_root, trained_copy, tmp_path
+):
+    from comp.config import TestSet as NamedTestSet
+    from comp.runs.frame import train_folds
+    from comp.runs.predict import predict_folds
+
+    config = trained_copy_config(trained_root, trained_copy, **{"knn.enabled": True})
+    train_folds(config, [0, 1], "cpu", False, QUIET)
+    config.data.test_sets.append(NamedTestSet("late", config.data.test_sets[0].path))
+    predict_folds(config, [], "cpu", False, QUIET)
+    for experiment in ("two_folds", "two_folds_knn"):
+        frame = pl.read_parquet(
+            trained_copy / "runs" / experiment / "fold1" / "test_logits.parquet"
+        )
+        late = np.stack(frame.filter(pl.col("set") == "late")["logits"].to_numpy())
+        public = np.stack(frame.filter(pl.col("set") == "public")["logits"].to_numpy())
+        np.testing.assert_allclose(late, public, rtol=1e-5, atol=1e-5)

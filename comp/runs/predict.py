@@ -51,7 +51,8 @@ def predict_folds(
     console: Console,
 ) -> dict[int, list[str]]:
     """Add the named test sets (default: every configured set a fold lacks) to each fold's
-    test_logits.parquet; returns the sets predicted per fold."""
+    test_logits.parquet, and to the experiments derived from it (`<experiment>_knn`); returns
+    the sets predicted per fold of this experiment."""
     tests = _tests_to_predict(config, set_names)
     done: dict[int, list[str]] = {}
     with Progress(console=console) as progress:
@@ -83,4 +84,8 @@ def predict_folds(
         console.print(
             f"fold {k}: " + (f"predicted {', '.join(names)}" if names else "nothing to predict")
         )
+    kind = get_kind(config.model.kind)
+    for derived in getattr(kind, "derived_configs", lambda _: [])(config):
+        console.print(f"[bold]{derived.train.experiment}[/] ({derived.model.kind})")
+        predict_folds(derived, set_names, device, force, console)
     return done
