@@ -94,13 +94,17 @@ LAYERS = [
             "comp.metrics",
             "comp.calibration",
             "comp.progress",
+            "comp.locks",
         ),
     ),
     ("inputs", ("comp.text", "comp.data", "comp.folds")),
     ("demo", ("comp.demo",)),
     ("kinds", ("comp.kinds",)),
     ("fold frame", ("comp.runs",)),
-    ("after training", ("comp.ensemble", "comp.submit", "comp.report", "comp.confusions")),
+    (
+        "after training",
+        ("comp.ensemble", "comp.submit", "comp.report", "comp.confusions", "comp.leaderboard"),
+    ),
     ("surface", ("comp.cli", "comp.makefile", "comp.workspace", "comp.__main__", "comp")),
 ]
 
