@@ -186,6 +186,7 @@ def test_a_second_pretraining_of_the_same_folder_exits_2_at_once(demo_root, tmp_
     assert not (tmp_path / "busy").exists()
 
 
+@pytest.mark.filterwarnings("ignore:Detected call of:UserWarning")  # every step is skipped
 def test_non_finite_losses_stop_pretraining_and_write_nothing(demo_root, tmp_path, monkeypatch):
     import comp.kinds.transformer.mlm as mlm
 
@@ -205,6 +206,7 @@ def test_non_finite_losses_stop_pretraining_and_write_nothing(demo_root, tmp_pat
         ({"pretrain.out_dir": ""}, "pretrain.out_dir is empty"),
         ({"pretrain.mask_rate": 1.5}, "pretrain.mask_rate must be in"),
         ({"pretrain.backbone": "", "model.backbone": "x"}, "needs pretrain.backbone"),
+        ({"model.kind": "tfidf"}, "comp pretrain pretrains a transformer"),
     ],
 )
 def test_bad_pretrain_settings_exit_2_naming_the_key(demo_root, tmp_path, settings, message):

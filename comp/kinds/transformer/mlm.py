@@ -104,7 +104,7 @@ class Pretrainer:
             start_from_unigram(self.model, encoded, tokenizer)
         self.model.to(device)
         self.head = prediction_head(self.model)
-        groups = llrd_param_groups(self.model, cfg.lr, 1.0, cfg.weight_decay, num_layers=None)
+        groups = llrd_param_groups(self.model, cfg.lr, 1.0, cfg.weight_decay)  # no decay: one lr
         self.optimizer = torch.optim.AdamW(groups, lr=cfg.lr, fused=device.type == "cuda")
         self.scheduler = linear_warmup_decay(self.optimizer, cfg.steps, cfg.warmup_ratio)
         self.spec = mask_spec(tokenizer, cfg.mask_rate, cfg.whole_word)

@@ -86,6 +86,8 @@ def pretrain_fingerprint(config: Config, source: str) -> str:
 
 
 def plan_pretraining(config: Config) -> PretrainPlan:
+    if config.model.kind != "transformer":
+        raise CompError(f"comp pretrain pretrains a transformer; model.kind is {config.model.kind}")
     if not config.pretrain.out_dir:
         raise CompError(
             "pretrain.out_dir is empty: set it to the folder to write the pretrained backbone "
