@@ -2,6 +2,7 @@
 #
 #   make all                              demo competition, CPU, end to end
 #   make all CONFIG=configs/abjadmed.yaml the real competition (files in data/abjadmed/, a GPU)
+#   make all CONFIG="configs/abjadmed.yaml configs/abjadmed/marbertv2.yaml"   layered configs
 #   make train FOLDS="0 2"                chosen folds only
 #   make -j4 train GPUS="0 1 2 3"         folds in parallel, one process per GPU
 #   make -j3 train GPUS="0 0 0"           three folds at once on one GPU
@@ -43,26 +44,30 @@ clean:
 # `comp show-config --make`) and reads it; GNU make restarts itself once that file is made.
 
 ifeq ($(filter setup lint test clean,$(MAKECMDGOALS)),)
-CONFIG_MK := .make/$(subst /,_,$(CONFIG)).mk
+empty :=
+space := $(empty) $(empty)
+CONFIG_ARGS := $(foreach c,$(CONFIG),--config $(c))
+CONFIG_MK := .make/$(subst $(space),+,$(subst /,_,$(strip $(CONFIG)))).mk
 -include $(CONFIG_MK)
 
 $(CONFIG_MK): $(CONFIG) $(STAMP)
 	@mkdir -p .make
-	$(COMP) show-config --make --config $(CONFIG) > $@
+	$(COMP) show-config --make $(CONFIG_ARGS) > $@
 
 FOLDS ?= $(FOLD_IDS)
 FOLD_METRICS := $(foreach k,$(FOLD_IDS),$(RUN_DIR)/fold$(k)/metrics.json)
-BACKBONE_DEP := $(if $(TINY_BACKBONE),$(TINY_BACKBONE)/config.json)
+TINY_DEP := $(if $(TINY_BACKBONE),$(TINY_BACKBONE)/config.json)
+BACKBONE_DEP := $(if $(PRETRAINED_BACKBONE),$(PRETRAINED_BACKBONE)/config.json,$(TINY_DEP))
 gpu_of = $(word $(shell expr $(1) % $(words $(GPUS)) + 1),$(GPUS))
 
 all: $(SUBMISSION) $(ENSEMBLE_DIR)/fold_scores.png
-	@$(COMP) summary --config $(CONFIG)
+	@$(COMP) summary $(CONFIG_ARGS)
 
 train: $(foreach k,$(FOLDS),$(RUN_DIR)/fold$(k)/metrics.json)
 
 $(TRAIN_FILE):
 ifeq ($(IS_DEMO),1)
-	$(COMP) demo-data --config $(CONFIG)
+	$(COMP) demo-data $(CONFIG_ARGS)
 else
 	@echo "error: $(TRAIN_FILE) not found: put the competition's files in $(dir $(TRAIN_FILE))" >&2
 	@if command -v kaggle >/dev/null; then echo "  with the Kaggle CLI:" \
@@ -77,27 +82,34 @@ $(TEST_FILES): | $(TRAIN_FILE)
 
 ifneq ($(TINY_BACKBONE),)
 $(TINY_BACKBONE)/config.json: $(TRAIN_FILE)
-	$(COMP) backbone tiny $(TINY_BACKBONE) --config $(CONFIG)
+	$(COMP) backbone tiny $(TINY_BACKBONE) $(CONFIG_ARGS)
+endif
+
+# When model.backbone is pretrain.out_dir: comp pretrain skips a folder made with the same
+# settings and text (touching it), and resumes an interrupted one.
+ifneq ($(PRETRAINED_BACKBONE),)
+$(PRETRAINED_BACKBONE)/config.json: $(TRAIN_FILE) $(TEST_FILES) $(TINY_DEP) $(CONFIG)
+	$(COMP) pretrain $(CONFIG_ARGS)
 endif
 
 # Each step also depends on the config file: after an edit, make-folds writes the same bytes
 # unless the folds changed, and comp train retrains a fold only if its training config or folds
 # changed (else it marks the fold checked, touching its metrics.json).
 $(FOLDS_JSON): $(TRAIN_FILE) $(CONFIG)
-	$(COMP) make-folds --config $(CONFIG)
+	$(COMP) make-folds $(CONFIG_ARGS)
 
 # comp train skips a finished fold and resumes an interrupted one.
 $(RUN_DIR)/fold%/metrics.json: $(FOLDS_JSON) $(BACKBONE_DEP) $(CONFIG) | $(TEST_FILES)
-	$(if $(GPUS),CUDA_VISIBLE_DEVICES=$(call gpu_of,$*)) $(COMP) train --config $(CONFIG) --fold $*
+	$(if $(GPUS),CUDA_VISIBLE_DEVICES=$(call gpu_of,$*)) $(COMP) train $(CONFIG_ARGS) --fold $*
 
 # predict adds test sets configured after training (a no-op when every fold has them all).
 $(ENSEMBLE_DIR)/metrics.json: $(FOLD_METRICS)
-	$(COMP) predict --config $(CONFIG)
-	$(COMP) ensemble --config $(CONFIG)
+	$(COMP) predict $(CONFIG_ARGS)
+	$(COMP) ensemble $(CONFIG_ARGS)
 
 $(ENSEMBLE_DIR)/fold_scores.png: $(ENSEMBLE_DIR)/metrics.json
-	$(COMP) report --config $(CONFIG)
+	$(COMP) report $(CONFIG_ARGS)
 
 $(SUBMISSION): $(ENSEMBLE_DIR)/metrics.json
-	$(COMP) submit --combined --config $(CONFIG)
+	$(COMP) submit --combined $(CONFIG_ARGS)
 endif

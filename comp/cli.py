@@ -121,7 +121,7 @@ def audit(config) -> None:
 
 @main.group("backbone")
 def backbone() -> None:
-    """Backbones: build the tiny local one used by the demo and the tests."""
+    """Backbones: build the tiny local one used by the demo and the tests; check a tokenizer."""
 
 
 @backbone.command("tiny")
@@ -156,6 +156,29 @@ def backbone_tiny(
         f"wrote tiny backbone to {path} (hidden {hidden}, {layers} layers, "
         f"vocab trained on {len(texts):,} rows)"
     )
+
+
+@main.command("pretrain")
+@config_options
+@click.option("--device", help="cpu, cuda or cuda:N; default train.device (auto).")
+@click.option("--force", is_flag=True, help="Pretrain again even if the folder is up to date.")
+def pretrain(config, device: str | None, force: bool) -> None:
+    """Continue masked-LM pretraining of the backbone on the competition's own text (train and
+    test rows, no labels) into pretrain.out_dir; point model.backbone there to use it."""
+    from comp.kinds.transformer.pretrain import pretrain as run_pretraining
+
+    run_pretraining(config, device, force, _console())
+
+
+@backbone.command("check")
+@config_options
+@click.option("--rows", default=2000, show_default=True, help="Train rows to tokenize.")
+def backbone_check(config, rows: int) -> None:
+    """Tokenize train rows with model.backbone's tokenizer and comp's flags (model.lowercase,
+    model.strip_accents): Arabic letter forms kept and the [UNK] share; exit 2 if any is lost."""
+    from comp.kinds.transformer.tokenizer_check import check_command
+
+    check_command(config, rows, _console())
 
 
 @main.command("train")
@@ -313,6 +336,30 @@ def confusions(
     confusions_command(
         config, ensemble_name, threshold, min_rows, Path(out) if out else None, _console()
     )
+
+
+@main.command("runs")
+@config_options
+@click.option(
+    "--sort",
+    default="adjusted",
+    show_default=True,
+    help="adjusted, raw, tail, tail_adjusted (best first), spread, wall or name.",
+)
+@click.option(
+    "--csv", "csv_path", type=click.Path(dir_okay=False), help="Also write the table as CSV."
+)
+@click.option(
+    "--tail-rows",
+    type=int,
+    help="Tail classes: fewer training rows than this. Default: a fifth of the largest class.",
+)
+def runs(config, sort: str, csv_path: str | None, tail_rows: int | None) -> None:
+    """Local leaderboard of every experiment and ensemble in train.runs_dir: OOF macro-F1 raw
+    and logit-adjusted, tail-class macro-F1, per-fold spread, wall time, differing keys."""
+    from comp.leaderboard import runs_command
+
+    runs_command(config, sort, Path(csv_path) if csv_path else None, tail_rows, _console())
 
 
 @main.command("show-config")

@@ -91,6 +91,10 @@ class ModelConfig:
     answer_min_tokens: int = 50  # head-tail truncation keeps at least this much answer
     dropout: float = 0.1
     head: str = "linear"  # linear | cosine (cosine wants train.ldam_s around 30)
+    # Tokenizer flags applied on loading (null = the tokenizer's own setting). ARBERTv2 and
+    # MARBERTv2 ship do_lower_case: true, which also strips accents: أ, إ, آ become ا.
+    lowercase: bool | None = None
+    strip_accents: bool | None = None
 
 
 @dataclass
@@ -119,6 +123,26 @@ class KnnConfig:
     k: int = 20  # neighbours a query's class scores come from
     temperature: float = 0.05  # softmax over the neighbours' cosine similarities divided by it
     pooling: str = "cls"  # cls | mean: the [CLS] vector or the mean over real tokens
+
+
+@dataclass
+class PretrainConfig:
+    """`comp pretrain`: continued masked-LM pretraining on the competition's own text. Device,
+    precision, padding and the non-finite guard come from the `train` section."""
+
+    backbone: str = ""  # where pretraining starts (hub id or folder); "" = model.backbone
+    out_dir: str = ""  # the pretrained backbone's folder; model.backbone pointing here = use it
+    include_test: bool = True  # the test sets' text too (unlabelled: no label is ever read)
+    steps: int = 3000
+    batch_size: int = 64
+    lr: float = 5.0e-5
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.06
+    max_grad_norm: float = 1.0
+    mask_rate: float = 0.15  # share of tokens to predict: 80 % [MASK], 10 % random, 10 % kept
+    whole_word: bool = True  # mask every piece of a word together (WordPiece `##` pieces)
+    seed: int = 42  # masks, data order, dropout and the new MLM head's initialisation
+    checkpoint_every: int = 500
 
 
 @dataclass
@@ -191,6 +215,7 @@ class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     tfidf: TfidfConfig = field(default_factory=TfidfConfig)
     knn: KnnConfig = field(default_factory=KnnConfig)
+    pretrain: PretrainConfig = field(default_factory=PretrainConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     ensemble: EnsembleConfig = field(default_factory=EnsembleConfig)
     submit: SubmitConfig = field(default_factory=SubmitConfig)
@@ -381,6 +406,7 @@ def validate(config: Config) -> None:
             "train.eval_every and train.checkpoint_every must be at least 1",
         ),
         (config.train.pad_multiple >= 1, "train.pad_multiple must be at least 1"),
+        *_pretrain_checks(config),
         (config.ensemble.average in ("logits", "probs"), "ensemble.average: logits or probs"),
         (config.ensemble.tau_step > 0, "ensemble.tau_step must be positive"),
         (all(w >= 0 for w in config.ensemble.weights), "ensemble.weights must be non-negative"),
@@ -392,6 +418,27 @@ def validate(config: Config) -> None:
     for ok, message in checks:
         if not ok:
             raise ConfigError(message)
+
+
+def _pretrain_checks(config: Config) -> list[tuple[bool, str]]:
+    p = config.pretrain
+    circular = p.out_dir and not p.backbone and config.model.backbone == p.out_dir
+    return [
+        (p.steps >= 1 and p.batch_size >= 1, "pretrain.steps and pretrain.batch_size: at least 1"),
+        (0 < p.mask_rate < 1, "pretrain.mask_rate must be in (0, 1)"),
+        (p.lr > 0, "pretrain.lr must be positive"),
+        (0 <= p.warmup_ratio <= 1, "pretrain.warmup_ratio must be in [0, 1]"),
+        (p.checkpoint_every >= 1, "pretrain.checkpoint_every must be at least 1"),
+        (
+            not circular,
+            "model.backbone is pretrain.out_dir, so pretraining needs pretrain.backbone: the "
+            "backbone to start from",
+        ),
+        (
+            not p.out_dir or p.backbone != p.out_dir,
+            "pretrain.backbone and pretrain.out_dir must differ",
+        ),
+    ]
 
 
 def config_to_dict(config: Config) -> dict:

@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.table import Table
 
 from comp.calibration import fit_temperature
-from comp.config import Config, write_config
+from comp.config import Config, EnsembleConfig, write_config
 from comp.errors import CompError
 from comp.folds import TRAIN_ONLY, FoldAssignment, folds_paths, load_fold_assignment
 from comp.io import read_json, write_all_atomically
@@ -146,6 +146,17 @@ def class_counts_by_fold(y: np.ndarray, pred: np.ndarray, fold_ids: np.ndarray, 
     predicted = np.bincount(fold_ids * c + pred, minlength=k * c).reshape(k, c)
     true = np.bincount(fold_ids * c + y, minlength=k * c).reshape(k, c)
     return tp, predicted, true
+
+
+def class_log_prior(labels: np.ndarray, c: int) -> np.ndarray:
+    """log of each class's share of the training rows (counts clamped at 1)."""
+    counts = np.bincount(labels, minlength=c)
+    return np.log(np.maximum(counts, 1) / counts.sum()).astype(np.float32)
+
+
+def tau_grid(cfg: EnsembleConfig) -> np.ndarray:
+    """The τ values cross-fitting chooses from: 0..ensemble.tau_max by ensemble.tau_step."""
+    return np.arange(0, cfg.tau_max + cfg.tau_step / 2, cfg.tau_step)
 
 
 def cross_fit_tau(
@@ -292,10 +303,9 @@ def run_ensemble(config: Config, experiments: list[str], optimize: bool | None =
     test = average([p.test for p in preds], weights, cfg.average)
 
     counts = np.bincount(folds.labels, minlength=c)
-    log_prior = np.log(np.maximum(counts, 1) / counts.sum()).astype(np.float32)
+    log_prior = class_log_prior(folds.labels, c)
     raw_pred = oof.argmax(1)
-    grid = np.arange(0, cfg.tau_max + cfg.tau_step / 2, cfg.tau_step)
-    tau, oof_adjusted, test_tau = cross_fit_tau(oof, y, fold_ids, log_prior, grid, k)
+    tau, oof_adjusted, test_tau = cross_fit_tau(oof, y, fold_ids, log_prior, tau_grid(cfg), k)
     test_adjusted = test - test_tau * log_prior
     if cfg.class_bias:
         bias_grid = np.linspace(-1, 1, 9)

@@ -79,6 +79,17 @@ def sha256_file(path: str | Path) -> str:
     return digest.hexdigest()
 
 
+def sha256_folder(folder: str | Path, exclude: tuple[str, ...] = ()) -> str:
+    """sha256 over every file of `folder` (recursively, in name order): relative names and
+    contents, files named in `exclude` left out."""
+    folder = Path(folder)
+    digest = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file() and p.name not in exclude):
+        digest.update(path.relative_to(folder).as_posix().encode("utf-8") + b"\x00")
+        digest.update(sha256_file(path).encode("ascii"))
+    return digest.hexdigest()
+
+
 class UnreadableFile(CompError):
     """An artifact that exists but cannot be read back; says which and why."""
 

@@ -17,10 +17,19 @@ def is_demo(config: Config) -> bool:
     return Path(config.data.train).parent == Path(config.demo.out_dir)
 
 
-def builds_tiny_backbone(config: Config) -> bool:
-    """The backbone is a local folder inside the demo folder: `make` builds it."""
-    inside = Path(config.demo.out_dir) in Path(config.model.backbone).parents
-    return config.model.kind == "transformer" and is_demo(config) and inside
+def pretrains(config: Config) -> bool:
+    """The config asks `make` for `comp pretrain`: a transformer whose model.backbone is
+    pretrain.out_dir."""
+    out = config.pretrain.out_dir
+    return config.model.kind == "transformer" and bool(out) and config.model.backbone == out
+
+
+def tiny_backbone(config: Config) -> str:
+    """The tiny backbone `make` builds, or "": the backbone that pretraining (or else training)
+    starts from, when it is a folder inside the demo folder."""
+    start = config.pretrain.backbone if pretrains(config) else config.model.backbone
+    inside = Path(config.demo.out_dir) in Path(start).parents
+    return start if config.model.kind == "transformer" and is_demo(config) and inside else ""
 
 
 def make_variables(config: Config) -> dict[str, str]:
@@ -28,7 +37,8 @@ def make_variables(config: Config) -> dict[str, str]:
         "TRAIN_FILE": config.data.train,
         "TEST_FILES": " ".join(t.path for t in config.data.test_sets),
         "IS_DEMO": "1" if is_demo(config) else "",
-        "TINY_BACKBONE": config.model.backbone if builds_tiny_backbone(config) else "",
+        "TINY_BACKBONE": tiny_backbone(config),
+        "PRETRAINED_BACKBONE": config.pretrain.out_dir if pretrains(config) else "",
         "FOLDS_JSON": str(folds_paths(config)[1]),
         "FOLD_IDS": " ".join(str(k) for k in range(config.folds.k)),
         "RUN_DIR": str(experiment_dir(config)),

@@ -94,6 +94,7 @@ LAYERS = [
             "comp.metrics",
             "comp.calibration",
             "comp.progress",
+            "comp.locks",
         ),
     ),
     ("inputs", ("comp.text", "comp.data", "comp.duplicates", "comp.extra", "comp.folds")),
@@ -102,7 +103,14 @@ LAYERS = [
     ("fold frame", ("comp.runs",)),
     (
         "after training",
-        ("comp.ensemble", "comp.submit", "comp.report", "comp.confusions", "comp.audit"),
+        (
+            "comp.ensemble",
+            "comp.submit",
+            "comp.report",
+            "comp.confusions",
+            "comp.audit",
+            "comp.leaderboard",
+        ),
     ),
     ("surface", ("comp.cli", "comp.makefile", "comp.workspace", "comp.__main__", "comp")),
 ]

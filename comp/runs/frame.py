@@ -27,8 +27,8 @@ from comp.extra import add_extra_train, extra_shaping, print_extra_report
 from comp.folds import folds_paths, load_folds
 from comp.io import UnreadableFile, read_json, remove_stale_temp_files, sha256_file
 from comp.kinds import KindRun, ModelKind, RunInputs, get_kind
+from comp.locks import folder_lock
 from comp.runs.layout import CACHE, METRICS, OOF, TEST_LOGITS, experiment_dir, fold_dir
-from comp.runs.locks import fold_lock
 from comp.runs.outputs import write_config_file, write_fold_outputs
 
 # The data keys that make every kind's inputs and labels (the files are checked by sha256).
@@ -195,7 +195,7 @@ def train_folds(
     """Train the given folds of the configured kind; finished ones are skipped unless `force`.
     An interrupted fold keeps its kind's files (a checkpoint) and resumes; a forced or stale one
     starts over. Each fold is locked while this process may train it: a second process asking
-    for it stops at once (FoldBusyError)."""
+    for it stops at once (BusyError)."""
     kind = get_kind(config.model.kind)
     fingerprint = fold_fingerprint(config)
     writes = process_writes()
@@ -206,7 +206,7 @@ def train_folds(
         if writes:  # torchrun ranks other than 0 neither write nor lock
             for fold in folds:
                 description = f"fold {fold} of {config.train.experiment}"
-                locks[fold].enter_context(fold_lock(fold_dir(config, fold), description))
+                locks[fold].enter_context(folder_lock(fold_dir(config, fold), description))
         results = {} if force else _finished_folds(config, folds, fingerprint, console)
         for fold in results:
             locks[fold].close()

@@ -5,8 +5,9 @@ The package is split by job: `backbone` (load from the hub or a folder; the tiny
 `model` (classifier and heads), `losses`, `fgm`, `optim`, `encoding` (pairs, truncation,
 padding), `token_cache`, `batches`, `distributed` (device, torchrun), `checkpoints`, `loop` (one
 fold, top to bottom), `inference` (logits; a fold reloaded from its folder) and `run` (what a run
-sets up once). This module is the kind's face to the fold frame (see `comp.kinds`); it imports
-torch only when a run starts or a fold predicts.
+sets up once); `masking`, `mlm` and `pretrain` are `comp pretrain`, `tokenizer_check` is
+`comp backbone check`. This module is the kind's face to the fold frame (see `comp.kinds`); it
+imports torch only when a run starts or a fold predicts.
 """
 
 from __future__ import annotations
@@ -18,8 +19,14 @@ from rich.console import Console
 
 from comp.config import Config
 from comp.data import TestData
+from comp.io import sha256_folder
 from comp.kinds import KindRun, RunInputs
-from comp.kinds.transformer.files import BEST_MODEL, CHECKPOINT, PREVIOUS_CHECKPOINT
+from comp.kinds.transformer.files import (
+    BEST_MODEL,
+    CHECKPOINT,
+    PRETRAIN_RECORDS,
+    PREVIOUS_CHECKPOINT,
+)
 
 FOLD_FILES = (CHECKPOINT, PREVIOUS_CHECKPOINT, BEST_MODEL)
 SCRATCH_FILES = (CHECKPOINT, PREVIOUS_CHECKPOINT)  # only an unfinished fold needs them
@@ -43,11 +50,13 @@ NOT_SHAPING = {
 
 
 def shaping_config(config: Config) -> dict:
+    """The model and train keys that shape a fold; for a backbone that is a local folder also
+    its content hash, so that a backbone rebuilt or re-pretrained at the same path retrains."""
     train = dataclasses.asdict(config.train)
-    return {
-        "model": {k: v for k, v in dataclasses.asdict(config.model).items() if k != "kind"},
-        "train": {k: v for k, v in train.items() if k not in NOT_SHAPING},
-    }
+    model = {k: v for k, v in dataclasses.asdict(config.model).items() if k != "kind"}
+    if Path(config.model.backbone).is_dir():
+        model["backbone_sha256"] = sha256_folder(config.model.backbone, PRETRAIN_RECORDS)
+    return {"model": model, "train": {k: v for k, v in train.items() if k not in NOT_SHAPING}}
 
 
 def start(inputs: RunInputs, device: str | None, console: Console) -> KindRun:

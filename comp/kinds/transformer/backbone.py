@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from comp.errors import CompError
 
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+LETTER_FORMS = "أإآؤئءىة"  # what lowercasing or accent stripping folds or loses in Arabic
 
 
 class BackboneError(CompError):
@@ -35,12 +36,20 @@ def _offline_hint(name: str) -> str:
     )
 
 
-def load_tokenizer(name_or_path: str):
+def tokenizer_options(model) -> dict:
+    """The flags of `model` (a ModelConfig) to load its tokenizer with: those that are set."""
+    flags = {"do_lower_case": model.lowercase, "strip_accents": model.strip_accents}
+    return {key: value for key, value in flags.items() if value is not None}
+
+
+def load_tokenizer(name_or_path: str, options: dict | None = None):
+    """The tokenizer of a backbone; `options` (see `tokenizer_options`) override its saved
+    flags, and a tokenizer saved afterwards keeps them."""
     from transformers import AutoTokenizer
 
     quiet_transformers()
     try:
-        return AutoTokenizer.from_pretrained(name_or_path)
+        return AutoTokenizer.from_pretrained(name_or_path, **(options or {}))
     except OSError as exc:
         if Path(name_or_path).is_dir():
             raise BackboneError(f"{name_or_path}: not a tokenizer folder: {exc}") from None
@@ -60,6 +69,37 @@ def load_pretrained_backbone(name_or_path: str):
         if Path(name_or_path).is_dir():
             raise BackboneError(f"{name_or_path}: not a model folder: {exc}") from None
         raise BackboneError(_offline_hint(name_or_path)) from None
+
+
+def load_masked_lm(name_or_path: str) -> tuple[object, bool]:
+    """The backbone with a masked-LM head, for `comp pretrain`, and whether the head is new: its
+    weights come from the checkpoint when it has them (a hub model), else they are initialised
+    (the tiny backbone)."""
+    from transformers import AutoModelForMaskedLM
+
+    quiet_transformers()
+    try:
+        model, info = AutoModelForMaskedLM.from_pretrained(name_or_path, output_loading_info=True)
+        return model, bool(info["missing_keys"])
+    except (OSError, ValueError) as exc:
+        if Path(name_or_path).is_dir():
+            raise BackboneError(f"{name_or_path}: not a masked-LM model folder: {exc}") from None
+        raise BackboneError(_offline_hint(name_or_path)) from None
+
+
+def write_backbone_folder(out_dir: str | Path, write: Callable[[Path], None]) -> Path:
+    """Fill a temporary folder beside `out_dir` with `write` and rename it into place only if
+    that succeeds: a failed or killed writer never leaves half a backbone at `out_dir`."""
+    out_dir = Path(out_dir)
+    tmp = out_dir.with_name(f".{out_dir.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        write(tmp)
+        shutil.rmtree(out_dir, ignore_errors=True)
+        os.replace(tmp, out_dir)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out_dir
 
 
 def backbone_from_config(config_dir: str | Path):
@@ -143,7 +183,6 @@ def build_tiny_backbone(
     quiet_transformers()
     if hidden_size % num_heads:
         raise BackboneError(f"hidden size {hidden_size} is not a multiple of {num_heads} heads")
-    out_dir = Path(out_dir)
     tokenizer = train_wordpiece(texts, vocab_size, max_len)
     torch.manual_seed(seed)
     config = BertConfig(
@@ -156,17 +195,13 @@ def build_tiny_backbone(
         pad_token_id=tokenizer.pad_token_id,
     )
     model = BertModel(config, add_pooling_layer=False)
-    tmp = out_dir.with_name(f".{out_dir.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
+
+    def write(tmp: Path) -> None:
         tokenizer.save_pretrained(tmp)
         model.save_pretrained(tmp)
         check_tokenizer_round_trip(tokenizer, load_tokenizer(str(tmp)), texts[:200])
-        shutil.rmtree(out_dir, ignore_errors=True)
-        os.replace(tmp, out_dir)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return out_dir
+
+    return write_backbone_folder(out_dir, write)
 
 
 def check_tokenizer_round_trip(original, reloaded, texts: Sequence[str]) -> None:
@@ -177,3 +212,13 @@ def check_tokenizer_round_trip(original, reloaded, texts: Sequence[str]) -> None
             raise BackboneError(
                 f"tokenizer changed ids after save and reload (text {row}): {texts[row][:40]!r}"
             )
+
+
+def letter_forms_kept(tokenizer, texts: Sequence[str]) -> dict[str, tuple[int, int]]:
+    """For each Arabic letter form of LETTER_FORMS: (its count in `texts`, its count in their
+    tokens). Fewer in the tokens: the tokenizer's flags fold it (أ -> ا) or its vocabulary
+    lacks it ([UNK])."""
+    rows = tokenizer(list(texts), add_special_tokens=False)["input_ids"]
+    pieces = "".join(piece for row in rows for piece in tokenizer.convert_ids_to_tokens(row))
+    text = "".join(texts)
+    return {form: (text.count(form), pieces.count(form)) for form in LETTER_FORMS}

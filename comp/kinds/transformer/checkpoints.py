@@ -72,3 +72,22 @@ def save_checkpoint(state: dict, path: Path, previous: Path) -> None:
     if path.is_file():
         os.replace(path, previous)
     save_torch(state, path)
+
+
+def read_newest_state(
+    newest: Path, previous: Path, keys: tuple[str, ...], device: torch.device | str = "cpu"
+) -> tuple[dict | None, list[str]]:
+    """The state of the newest readable checkpoint of the two (or None), and a line for each
+    unreadable one; an unreadable newest one is removed, so that the next save keeps the good
+    one as previous."""
+    problems = []
+    for path in (newest, previous):
+        if not path.is_file():
+            continue
+        try:
+            return read_state(path, keys, device), problems
+        except UnreadableCheckpoint as problem:
+            problems.append(str(problem))
+            if path == newest:
+                newest.unlink(missing_ok=True)
+    return None, problems

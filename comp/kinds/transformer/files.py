@@ -5,3 +5,9 @@ CHECKPOINT = "checkpoint.pt"  # model, optimiser, scheduler, RNG states, step, b
 PREVIOUS_CHECKPOINT = "checkpoint.prev.pt"  # the one before: resumed from if the last is unreadable
 BEST_MODEL = "best_model.pt"  # the best evaluation's weights, step and score
 BACKBONE = "backbone"  # the backbone's config and tokenizer, beside best_model.pt
+
+# `comp pretrain`: beside the weights and tokenizer in pretrain.out_dir
+PRETRAIN_CONFIG = "pretrain_config.yaml"  # the resolved config that made the folder
+PRETRAIN_METRICS = "pretrain_metrics.json"  # fingerprint, losses, time; written last
+PRETRAIN_RECORDS = (PRETRAIN_CONFIG, PRETRAIN_METRICS)  # describe the weights, do not shape them
+WORK_SUFFIX = ".work"  # <out_dir>.work/: checkpoints, token cache and lock while it runs

@@ -10,7 +10,7 @@ import torch
 from rich.console import Console
 
 from comp.kinds import FoldFit, RunInputs
-from comp.kinds.transformer.backbone import load_tokenizer
+from comp.kinds.transformer.backbone import load_tokenizer, tokenizer_options
 from comp.kinds.transformer.distributed import setup, teardown
 from comp.kinds.transformer.loop import EncodedRun, FoldTrainer
 from comp.kinds.transformer.token_cache import encode_cached, tokenizer_fingerprint
@@ -19,7 +19,7 @@ from comp.kinds.transformer.token_cache import encode_cached, tokenizer_fingerpr
 def encode_run(inputs: RunInputs) -> EncodedRun:
     """Token ids of every train and test row, from the token cache when it has them."""
     model = inputs.config.model
-    tokenizer = load_tokenizer(model.backbone)
+    tokenizer = load_tokenizer(model.backbone, tokenizer_options(model))
     fingerprint = tokenizer_fingerprint(tokenizer)
 
     def encode(questions, answers):

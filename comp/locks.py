@@ -1,4 +1,5 @@
-"""One process per fold: an OS lock on a file in the fold's folder.
+"""One process per folder: an OS lock on a file in the folder a process writes (a fold that
+trains, a backbone that `comp pretrain` makes).
 
 `fcntl.flock` locks belong to the open file, so the kernel releases them when the process dies,
 however it dies (kill -9 included): no stale lock can outlive its process. The holder writes its
@@ -18,7 +19,7 @@ from comp.errors import CompError
 LOCK = ".lock"
 
 
-class FoldBusyError(CompError):
+class BusyError(CompError):
     pass
 
 
@@ -30,9 +31,9 @@ def _holder(path: Path) -> str:
 
 
 @contextmanager
-def fold_lock(folder: Path, description: str) -> Iterator[None]:
-    """Hold the lock of `folder` for the block; FoldBusyError at once if another process holds
-    it. `description` names the fold in the message (e.g. "fold 0 of demo_tiny")."""
+def folder_lock(folder: Path, description: str) -> Iterator[None]:
+    """Hold the lock of `folder` for the block; BusyError at once if another process holds it.
+    `description` names what is trained there in the message (e.g. "fold 0 of demo_tiny")."""
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / LOCK
     handle = open(path, "a+", encoding="utf-8")  # noqa: SIM115 (held for the whole block)
@@ -40,7 +41,7 @@ def fold_lock(folder: Path, description: str) -> Iterator[None]:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise FoldBusyError(
+            raise BusyError(
                 f"{description} is being trained by pid {_holder(path)} ({path}); wait for it "
                 "to finish or stop it"
             ) from None
