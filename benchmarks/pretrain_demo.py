@@ -1,5 +1,5 @@
-"""What `comp pretrain` costs and buys on the demo competition (configs/demo.yaml), on this
-machine's CPU cores.
+"""What `comp pretrain` costs and buys on the demo competition (configs/demo.yaml with the
+configs/demo_tapt.yaml layer), on this machine's CPU cores.
 
 Builds the demo competition (train and both test files), its folds and the tiny backbone in a
 temporary folder as `make all` does, times `comp pretrain` with the config's `pretrain` section,
@@ -54,7 +54,8 @@ def workspace_config(work: Path, overrides: list[str]):
         f"model.backbone={work}/tiny-bert-tapt",
         f"train.runs_dir={work}/runs",
     ]
-    return load_config([ROOT / "configs" / "demo.yaml"], [*paths, *overrides])
+    layers = [ROOT / "configs" / "demo.yaml", ROOT / "configs" / "demo_tapt.yaml"]
+    return load_config(layers, [*paths, *overrides])
 
 
 def fold0(work: Path, experiment: str, backbone: Path, overrides: list[str]) -> tuple[float, float]:
