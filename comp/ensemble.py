@@ -223,7 +223,7 @@ def cross_fit_bias(logits, y, fold_ids, k, grid, shrinkage, tau, log_prior) -> n
 
 
 def optimize_weights(parts: list[np.ndarray], y: np.ndarray, how: str, c: int) -> np.ndarray:
-    """Non-negative experiment weights by coordinate search on OOF macro-F1 (in-sample)."""
+    """Non-negative experiment weights by coordinate search on the macro-F1 of these rows."""
     weights = np.ones(len(parts))
     zeros = np.zeros(len(y), dtype=np.int64)
 
@@ -240,6 +240,21 @@ def optimize_weights(parts: list[np.ndarray], y: np.ndarray, how: str, c: int) -
                 if trial.sum() > 0 and (s := score(trial)) > best + 1e-12:
                     best, weights = s, trial
     return weights / weights.sum()
+
+
+def cross_fit_weights(
+    parts: list[np.ndarray], y: np.ndarray, fold_ids: np.ndarray, k: int, how: str, c: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(OOF average, weights per fold [k, experiments], weights on all rows): the rows of fold f
+    are averaged with the weights fitted on the other folds, so the OOF score is not tuned on
+    the rows it is measured on; the test weights are fitted on every row."""
+    oof = np.empty_like(average(parts, np.ones(len(parts)), how))
+    per_fold = np.zeros((k, len(parts)))
+    for f in range(k):
+        held, rest = fold_ids == f, fold_ids != f
+        per_fold[f] = optimize_weights([p[rest] for p in parts], y[rest], how, c)
+        oof[held] = average([p[held] for p in parts], per_fold[f], how)
+    return oof, per_fold, optimize_weights(parts, y, how, c)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -294,12 +309,14 @@ def run_ensemble(config: Config, experiments: list[str], optimize: bool | None =
             f"ensemble.weights has {len(cfg.weights)} values for {len(experiments)} experiments"
         )
     optimize = cfg.optimize_weights if optimize is None else optimize
+    parts = [p.oof for p in preds]
     if optimize:
-        weights = optimize_weights([p.oof for p in preds], y, cfg.average, c)
+        oof, weights_per_fold, weights = cross_fit_weights(parts, y, fold_ids, k, cfg.average, c)
     else:
         weights = np.asarray(cfg.weights or np.ones(len(preds)), dtype=np.float64)
         weights = weights / weights.sum()
-    oof = average([p.oof for p in preds], weights, cfg.average)
+        weights_per_fold = np.tile(weights, (k, 1))
+        oof = average(parts, weights, cfg.average)
     test = average([p.test for p in preds], weights, cfg.average)
 
     counts = np.bincount(folds.labels, minlength=c)
@@ -327,7 +344,8 @@ def run_ensemble(config: Config, experiments: list[str], optimize: bool | None =
     metrics = {
         "experiments": experiments,
         "weights": weights.tolist(),
-        "weights_optimized_in_sample": optimize,
+        "weights_optimized": optimize,  # cross-fitted: fold f's rows use weights_per_fold[f]
+        "weights_per_fold": weights_per_fold.tolist(),
         "temperatures": temperatures,
         "average": cfg.average,
         "oof_rows": int(len(rows)),
@@ -429,6 +447,10 @@ def print_ensemble(result: EnsembleResult, console: Console, worst: int = 15) ->
         else "not applied (no cross-fitted gain)"
     )
     console.print(f"logit adjustment (τ = {m['tau_test']:.2f}): {verdict}")
+    if len(m["experiments"]) > 1:
+        weights = ", ".join(f"{w:.2f}" for w in m["weights"])
+        how = " (fitted; the OOF score uses weights fitted on the other folds)"
+        console.print(f"weights: {weights}{how if m['weights_optimized'] else ''}")
     if m["train_only_rows"]:
         console.print(
             f"left out: {len(m['train_only_rows'])} train-only rows (single-row "

@@ -276,3 +276,33 @@ def test_calibration_lets_a_compressed_strong_model_count(tmp_path):
     saved = pl.read_parquet(scores[True].out_dir / "test_logits.parquet")["logits"].to_numpy()
     expected = 0.5 * ((tests[0] + tests[1]) / 2 / t_strong + (tests[0] + tests[1]) / 2 / t_weak)
     np.testing.assert_allclose(saved, expected, rtol=1e-4, atol=1e-5)
+
+
+def test_optimized_weights_are_cross_fitted(tmp_path):
+    # "a" is right on fold 0 only, "b" (more confident) on fold 1 only. Fitted on all rows,
+    # equal weights already score 0.5 and nothing beats them; fitted on one fold, each fold's
+    # weights favour the other fold's model, so the honest OOF score is 0.
+    config, y, fold = competition(tmp_path, [0, 1, 2] * 8, 3)
+    right, wrong = np.eye(3)[y], np.eye(3)[(y + 1) % 3]
+    on_fold0 = (fold == 0)[:, None]
+    a = 2.0 * np.where(on_fold0, right, wrong)
+    b = 2.9 * np.where(on_fold0, wrong, right)  # 2.9: no ties on the search grid
+    rng = np.random.default_rng(1)
+    tests_a = [rng.normal(size=(3, 3)) for _ in range(2)]
+    tests_b = [rng.normal(size=(3, 3)) for _ in range(2)]
+    fake_run(config, "a", fold, a, tests_a)
+    fake_run(config, "b", fold, b, tests_b)
+    config.ensemble.calibrate = False
+    result = run_ensemble(config, ["a", "b"], optimize=True)
+    m = result.metrics
+    assert m["weights_optimized"] is True
+    np.testing.assert_allclose(m["weights"], [0.5, 0.5])
+    np.testing.assert_allclose(m["weights_per_fold"], [[0.5, 0.5], [0.6, 0.4]])
+    oof = pl.read_parquet(result.out_dir / "oof.parquet")["logits"].to_numpy()
+    for f, (wa, wb) in enumerate(m["weights_per_fold"]):
+        rows = fold == f
+        np.testing.assert_allclose(oof[rows], wa * a[rows] + wb * b[rows], rtol=1e-5)
+    assert m["oof_macro_f1"] == 0.0
+    test = pl.read_parquet(result.out_dir / "test_logits.parquet")["logits"].to_numpy()
+    expected = 0.5 * (tests_a[0] + tests_a[1]) / 2 + 0.5 * (tests_b[0] + tests_b[1]) / 2
+    np.testing.assert_allclose(test, expected, rtol=1e-5, atol=1e-6)
