@@ -91,6 +91,7 @@ class ModelConfig:
     answer_min_tokens: int = 50  # head-tail truncation keeps at least this much answer
     dropout: float = 0.1
     head: str = "linear"  # linear | cosine (cosine wants train.ldam_s around 30)
+    pooling: str = "cls"  # cls | mean: the head reads the [CLS] vector or the real tokens' mean
     # Tokenizer flags applied on loading (null = the tokenizer's own setting). ARBERTv2 and
     # MARBERTv2 ship do_lower_case: true, which also strips accents: أ, إ, آ become ا.
     lowercase: bool | None = None
@@ -378,6 +379,7 @@ def validate(config: Config) -> None:
             "data.test_sets: names must be unique",
         ),
         (config.model.head in ("linear", "cosine"), "model.head must be linear or cosine"),
+        (config.model.pooling in ("cls", "mean"), "model.pooling must be cls or mean"),
         (config.tfidf.classifier in ("logreg", "svm"), "tfidf.classifier must be logreg or svm"),
         (config.tfidf.class_weight in ("balanced", "none"), "tfidf.class_weight: balanced or none"),
         (config.train.loss in ("ldam_drw", "ce"), "train.loss must be ldam_drw or ce"),

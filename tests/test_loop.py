@@ -384,6 +384,23 @@ def test_the_head_runs_in_fp32_under_bf16_autocast():
     assert not torch.equal(logits, logits.bfloat16().float())
 
 
+def test_mean_pooling_averages_the_real_tokens_and_ignores_the_padding():
+    torch.manual_seed(0)
+    model = Classifier(tiny_bert(hidden=32), 5, dropout=0.0, head="linear", pooling="mean").eval()
+    ids = torch.randint(1, 50, (2, 9))
+    mask = torch.ones_like(ids)
+    mask[1, 5:] = 0
+    with torch.no_grad():
+        logits = model(ids, mask)
+        hidden = model.backbone(input_ids=ids, attention_mask=mask).last_hidden_state
+        short = model(ids[1:, :5], mask[1:, :5])
+        broadcast = model(ids, mask[:, None, None, :].bool())  # the training step's mask
+    means = torch.stack([hidden[0].mean(0), hidden[1, :5].mean(0)])
+    torch.testing.assert_close(logits, model.head(means))
+    torch.testing.assert_close(logits[1:], short, atol=1e-5, rtol=1e-5)  # padding changes nothing
+    torch.testing.assert_close(broadcast, logits)
+
+
 def test_unreadable_checkpoints_fall_back_to_the_previous_one_then_to_a_clean_start(
     encoded, tmp_path
 ):

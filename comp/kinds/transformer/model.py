@@ -1,5 +1,5 @@
 """The classifier: a transformer backbone, dropout, and a head (linear or cosine) on the [CLS]
-vector."""
+vector or on the mean of the real tokens' vectors (`model.pooling`)."""
 
 from __future__ import annotations
 
@@ -32,9 +32,12 @@ class CosineHead(nn.Module):
 
 
 class Classifier(nn.Module):
-    def __init__(self, backbone: nn.Module, num_labels: int, dropout: float, head: str) -> None:
+    def __init__(
+        self, backbone: nn.Module, num_labels: int, dropout: float, head: str, pooling: str = "cls"
+    ) -> None:
         super().__init__()
         self.backbone = backbone
+        self.pooling = pooling
         hidden = backbone.config.hidden_size
         self.dropout = nn.Dropout(dropout)
         self.head = (
@@ -53,11 +56,17 @@ class Classifier(nn.Module):
         out = self.backbone(
             input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
         )
-        cls = out.last_hidden_state[:, 0]
+        hidden = out.last_hidden_state
         # The head runs in fp32 even under bf16 autocast: bf16 logits tie and flip argmaxes
         # (on the demo, 2.7 % of rows got a top-1 tie and 1.4 % another argmax).
-        with torch.autocast(cls.device.type, enabled=False):
-            return self.head(self.dropout(cls.float()))
+        with torch.autocast(hidden.device.type, enabled=False):
+            if self.pooling == "mean":  # over real tokens ([CLS] and [SEP] included)
+                # [B, T], or [B, 1, 1, T] as the training step passes it
+                mask = attention_mask.reshape(hidden.shape[0], -1, 1).float()
+                pooled = (hidden.float() * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+            else:
+                pooled = hidden[:, 0].float()
+            return self.head(self.dropout(pooled))
 
 
 def build_classifier(config, pretrained: bool, backbone_dir: str | None = None) -> Classifier:
@@ -69,4 +78,5 @@ def build_classifier(config, pretrained: bool, backbone_dir: str | None = None) 
         backbone = load_pretrained_backbone(config.model.backbone)
     else:
         backbone = backbone_from_config(backbone_dir)
-    return Classifier(backbone, config.data.num_labels, config.model.dropout, config.model.head)
+    model = config.model
+    return Classifier(backbone, config.data.num_labels, model.dropout, model.head, model.pooling)
