@@ -123,7 +123,7 @@ class KnnConfig:
     base_experiment: str = ""  # model.kind knn: the transformer experiment to retrieve with
     k: int = 20  # neighbours a query's class scores come from
     temperature: float = 0.05  # softmax over the neighbours' cosine similarities divided by it
-    pooling: str = "cls"  # cls | mean: the [CLS] vector or the mean over real tokens
+    pooling: str = "head"  # head (as model.pooling) | cls | mean (over real tokens)
 
 
 @dataclass
@@ -401,7 +401,7 @@ def validate(config: Config) -> None:
         (config.train.log_every >= 1, "train.log_every must be at least 1"),
         (config.knn.k >= 1, "knn.k must be at least 1"),
         (config.knn.temperature > 0, "knn.temperature must be positive"),
-        (config.knn.pooling in ("cls", "mean"), "knn.pooling must be cls or mean"),
+        (config.knn.pooling in ("head", "cls", "mean"), "knn.pooling: head, cls or mean"),
         (config.train.max_nonfinite_steps >= 1, "train.max_nonfinite_steps must be at least 1"),
         (
             config.train.eval_every >= 1 and config.train.checkpoint_every >= 1,

@@ -112,3 +112,26 @@ def test_predict_adds_a_late_test_set_to_the_derived_experiment_too(
         late = np.stack(frame.filter(pl.col("set") == "late")["logits"].to_numpy())
         public = np.stack(frame.filter(pl.col("set") == "public")["logits"].to_numpy())
         np.testing.assert_allclose(late, public, rtol=1e-5, atol=1e-5)
+
+
+def test_knn_pooling_head_reads_what_the_base_folds_head_reads(trained_root, trained_copy):
+    folder = trained_copy / "runs" / "two_folds" / "fold0"
+    saved = (folder / "config.yaml").read_text(encoding="utf-8")
+    trained_with = "mean" if "pooling: mean" in saved else "cls"
+    other = {"mean": "cls", "cls": "mean"}[trained_with]
+    (folder / "config.yaml").write_text(
+        saved.replace(f"pooling: {trained_with}", f"pooling: {other}"), "utf-8"
+    )
+    val = {}
+    for pooling in ("head", other, trained_with):
+        settings = {"model.kind": "knn", "knn.base_experiment": "two_folds", "knn.pooling": pooling}
+        config = trained_copy_config(trained_root, trained_copy, **settings)
+        config.train.experiment = f"pooled_{pooling}"
+        run = knn.start(load_run_inputs(config, fold_fingerprint(config)), "cpu", None)
+        out = fold_dir(config, 0)
+        out.mkdir(parents=True, exist_ok=True)
+        fit = run.fit_fold(0, out)
+        val[pooling] = fit.val_logits
+        assert fit.extra["pooling"] == (other if pooling == "head" else pooling)
+    np.testing.assert_array_equal(val["head"], val[other])
+    assert not np.array_equal(val["head"], val[trained_with])

@@ -148,3 +148,14 @@ def test_clearing_a_fold_removes_its_outputs_and_the_kinds_files_only(tmp_path):
         (tmp_path / name).write_text("x")
     clear_fold(tmp_path, ("model.bin", "checkpoint.pt"))
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([CONFIG, "notes.txt"])
+
+
+def test_a_model_key_added_later_keeps_finished_folds_at_its_default(demo_root):
+    from comp.kinds.transformer import ADDED_MODEL_KEYS, shaping_config
+
+    config = demo_config(demo_root, **{"model.pooling": "cls"})
+    assert ADDED_MODEL_KEYS == {"pooling": "cls"}
+    assert "pooling" not in shaping_config(config)["model"]  # as before the key existed
+    mean = demo_config(demo_root, **{"model.pooling": "mean"})
+    assert shaping_config(mean)["model"]["pooling"] == "mean"
+    assert fold_fingerprint(mean) != fold_fingerprint(config)

@@ -7,7 +7,8 @@ trained (`derived_configs` in `comp.kinds.transformer`); `model.kind: knn` with
 
 For fold K, the fold's fine-tuned encoder embeds the fold's training rows (the index: every row
 outside validation fold K, train-only rows included) and the validation and test rows (the
-queries), as the [CLS] vector or the mean over tokens (`knn.pooling`), L2-normalised. A query's
+queries), as the classifier's head reads them (the [CLS] vector or the mean over tokens, as
+`model.pooling` says) or as `knn.pooling` says otherwise, L2-normalised. A query's
 score for class c is the softmax weight, over its `knn.k` most similar index rows (cosine,
 divided by `knn.temperature`), of those labelled c; its logits are the log of these scores.
 Index and queries never overlap: no row retrieves itself or any row of its own validation fold.
@@ -157,7 +158,7 @@ class KnnRun:
             extra={
                 "base_experiment": self.base.train.experiment,
                 "k": cfg.k,
-                "pooling": cfg.pooling,
+                "pooling": fold_config.model.pooling if cfg.pooling == "head" else cfg.pooling,
                 "index_rows": len(train_rows),
                 "device": str(self.device),
             },
@@ -173,6 +174,7 @@ def _embedder(model, fold_config: Config, tokenizer, device, pooling: str, cache
     from comp.kinds.transformer.token_cache import encode_cached
 
     m, batching = fold_config.model, Batching.of(fold_config.train, tokenizer.pad_token_id, device)
+    pooling = m.pooling if pooling == "head" else pooling
 
     def embed(questions: list[str], answers: list[str]) -> np.ndarray:
         encoded = encode_cached(
