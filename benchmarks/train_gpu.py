@@ -351,6 +351,7 @@ def main() -> None:
     print_table(results, concurrent, args.batch)
     if args.out:
         name = "concurrent.json" if args.skip_variants else "train_gpu.json"
+        Path(args.out).mkdir(parents=True, exist_ok=True)
         Path(args.out, name).write_text(
             json.dumps({"meta": meta, "variants": results, "concurrent": concurrent}, indent=1)
         )
