@@ -67,7 +67,7 @@ def transformer_rows(work: Path, base: list[str], tfidf_c: float, run, ensemble,
         "tiny transformer, LDAM/DRW + auto boost": ensemble("e_boost", ["tiny_ldam_boost"]),
         "TF-IDF + LDAM/DRW, raw logits averaged": ensemble("e_mix_raw", [tfidf, "tiny_ldam"], raw),
         "TF-IDF + LDAM/DRW, calibrated (the default)": ensemble("e_mix", [tfidf, "tiny_ldam"]),
-        "same, weights fitted on OOF (in-sample)": ensemble(
+        "same, weights fitted on OOF (cross-fitted)": ensemble(
             "e_mix_opt", [tfidf, "tiny_ldam"], optimize=True
         ),
         "TF-IDF + LDAM/DRW + boost, calibrated": ensemble(

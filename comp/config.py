@@ -83,6 +83,12 @@ class DedupConfig:
     min_question_words: int = 4  # shorter questions are compared only with their answers
 
 
+# Keys added after folds were first trained with comp. A fold's fingerprint leaves one out while
+# it holds its default (what every earlier fold was trained with, under any section prefix such
+# as a kNN experiment's `base.`), so that adding a key does not retrain finished folds.
+ADDED_KEY_DEFAULTS = {"model.pooling": "cls"}
+
+
 @dataclass
 class ModelConfig:
     kind: str = "transformer"  # a model kind of comp.kinds.KINDS: transformer | tfidf

@@ -306,3 +306,30 @@ def test_optimized_weights_are_cross_fitted(tmp_path):
     test = pl.read_parquet(result.out_dir / "test_logits.parquet")["logits"].to_numpy()
     expected = 0.5 * (tests_a[0] + tests_a[1]) / 2 + 0.5 * (tests_b[0] + tests_b[1]) / 2
     np.testing.assert_allclose(test, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_test_logits_use_the_weights_fitted_on_every_row(tmp_path, monkeypatch):
+    import comp.ensemble as ensemble
+
+    config, y, fold = competition(tmp_path, [0, 1, 2] * 8, 3)
+    rng = np.random.default_rng(2)
+    oof_a, oof_b = rng.normal(size=(24, 3)), rng.normal(size=(24, 3))
+    tests_a = [rng.normal(size=(3, 3)) for _ in range(2)]
+    tests_b = [rng.normal(size=(3, 3)) for _ in range(2)]
+    fake_run(config, "a", fold, oof_a, tests_a)
+    fake_run(config, "b", fold, oof_b, tests_b)
+    config.ensemble.calibrate = False
+
+    def by_row_count(parts, labels, how, c):  # a fit on 12 rows differs from one on 24
+        return np.array([len(labels), 1.0]) / (len(labels) + 1.0)
+
+    monkeypatch.setattr(ensemble, "optimize_weights", by_row_count)
+    m = run_ensemble(config, ["a", "b"], optimize=True).metrics
+    np.testing.assert_allclose(m["weights"], [24 / 25, 1 / 25])
+    np.testing.assert_allclose(m["weights_per_fold"], [[12 / 13, 1 / 13]] * 2)
+    out = tmp_path / "runs" / "ensembles" / config.ensemble.name
+    test = pl.read_parquet(out / "test_logits.parquet")["logits"].to_numpy()
+    mean_a, mean_b = (tests_a[0] + tests_a[1]) / 2, (tests_b[0] + tests_b[1]) / 2
+    np.testing.assert_allclose(test, 24 / 25 * mean_a + 1 / 25 * mean_b, rtol=1e-5, atol=1e-6)
+    oof = pl.read_parquet(out / "oof.parquet")["logits"].to_numpy()
+    np.testing.assert_allclose(oof, 12 / 13 * oof_a + 1 / 13 * oof_b, rtol=1e-5, atol=1e-6)

@@ -85,8 +85,10 @@ def test_knn_enabled_writes_the_derived_experiment(trained_root, trained_copy, t
 
 def test_the_knn_fingerprint_follows_its_keys_and_its_base(trained_root, trained_copy):
     settings = {"model.kind": "knn", "knn.base_experiment": "two_folds"}
-    base = fold_fingerprint(trained_copy_config(trained_root, trained_copy, **settings))
-    for key, value in [("knn.k", 5), ("knn.pooling", "mean"), ("train.lr", 1.0)]:
+    config = trained_copy_config(trained_root, trained_copy, **settings)
+    base = fold_fingerprint(config)
+    other_pooling = "cls" if config.model.pooling == "mean" else "mean"  # not what head reads
+    for key, value in [("knn.k", 5), ("knn.pooling", other_pooling), ("train.lr", 1.0)]:
         changed = trained_copy_config(trained_root, trained_copy, **settings, **{key: value})
         assert fold_fingerprint(changed) != base, key
     same = trained_copy_config(trained_root, trained_copy, **settings, **{"tfidf.c": 9.0})

@@ -132,7 +132,7 @@ def test_unreadable_fold_and_ensemble_files_name_the_file_and_the_fix(demo_root,
 
 
 def test_a_second_process_on_a_fold_in_training_exits_2_at_once(demo_root, tmp_path):
-    settings = {"train.experiment": "busy", "train.steps": 40, "train.eval_every": 40}
+    settings = {"train.experiment": "busy", "train.steps": 80, "train.eval_every": 80}
     config = demo_config(demo_root, **settings)
     path = write(tmp_path / "config.yaml", config)
     first = subprocess.Popen(

@@ -150,12 +150,29 @@ def test_clearing_a_fold_removes_its_outputs_and_the_kinds_files_only(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([CONFIG, "notes.txt"])
 
 
-def test_a_model_key_added_later_keeps_finished_folds_at_its_default(demo_root):
-    from comp.kinds.transformer import ADDED_MODEL_KEYS, shaping_config
+def test_a_model_key_added_later_keeps_finished_folds_at_its_default(demo_root, monkeypatch):
+    from comp.kinds import transformer
+    from comp.leaderboard import experiment_keys
 
     config = demo_config(demo_root, **{"model.pooling": "cls"})
-    assert ADDED_MODEL_KEYS == {"pooling": "cls"}
-    assert "pooling" not in shaping_config(config)["model"]  # as before the key existed
     mean = demo_config(demo_root, **{"model.pooling": "mean"})
-    assert shaping_config(mean)["model"]["pooling"] == "mean"
-    assert fold_fingerprint(mean) != fold_fingerprint(config)
+    at_default = fold_fingerprint(config)
+    assert fold_fingerprint(mean) != at_default
+    assert experiment_keys(config)["model.pooling"] == "cls"  # `comp runs` still shows it
+    shaping = transformer.shaping_config
+
+    def before_the_key_existed(cfg):
+        values = shaping(cfg)
+        del values["model"]["pooling"]
+        return values
+
+    monkeypatch.setattr(transformer, "shaping_config", before_the_key_existed)
+    assert fold_fingerprint(config) == at_default
+
+
+def test_knn_pooling_head_fingerprints_what_it_resolves_to(demo_root):
+    knn = {"model.kind": "knn", "knn.base_experiment": "base"}
+    for head in ("cls", "mean"):
+        resolved = demo_config(demo_root, **knn, **{"model.pooling": head, "knn.pooling": head})
+        follows = demo_config(demo_root, **knn, **{"model.pooling": head, "knn.pooling": "head"})
+        assert fold_fingerprint(follows) == fold_fingerprint(resolved)

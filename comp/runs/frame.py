@@ -20,7 +20,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from comp.config import Config
+from comp.config import ADDED_KEY_DEFAULTS, Config
 from comp.data import load_tests, load_train
 from comp.errors import CompError
 from comp.extra import add_extra_train, extra_shaping, print_extra_report
@@ -58,6 +58,21 @@ class FoldResult:
         )
 
 
+def without_added_defaults(values: dict, prefix: str = "") -> dict:
+    """`values` (nested by section) less the keys of ADDED_KEY_DEFAULTS at their defaults."""
+    kept = {}
+    for key, value in values.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            kept[key] = without_added_defaults(value, name + ".")
+        elif not any(
+            (name == added or name.endswith("." + added)) and value == default
+            for added, default in ADDED_KEY_DEFAULTS.items()
+        ):
+            kept[key] = value
+    return kept
+
+
 def fold_fingerprint(config: Config) -> str:
     """sha256 of what shapes a fold's model: the kind, the label count, the data keys that make
     inputs and labels, and the kind's own config values (`shaping_config`)."""
@@ -66,7 +81,7 @@ def fold_fingerprint(config: Config) -> str:
         "kind": config.model.kind,
         "num_labels": config.data.num_labels,
         "inputs": {key: getattr(config.data, key) for key in INPUT_KEYS},
-        **kind.shaping_config(config),
+        **without_added_defaults(kind.shaping_config(config)),
         **extra_shaping(config),  # nothing without data.extra_train
     }
     return hashlib.sha256(json.dumps(shaping, sort_keys=True).encode()).hexdigest()

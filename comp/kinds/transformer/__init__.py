@@ -1,4 +1,4 @@
-"""`model.kind: transformer`: the seed paper's recipe (a pretrained encoder, [CLS] head,
+"""`model.kind: transformer`: the seed paper's recipe (a pretrained encoder, a [CLS] or mean head,
 LDAM/DRW, FGM, LLRD AdamW), one model per fold.
 
 The package is split by job: `backbone` (load from the hub or a folder; the tiny local one),
@@ -49,19 +49,11 @@ NOT_SHAPING = {
 }
 
 
-# Model keys added after folds were first trained, left out of the fingerprint at their default
-# (what every earlier fold was trained with), so that adding one does not retrain finished folds.
-ADDED_MODEL_KEYS = {"pooling": "cls"}
-
-
 def shaping_config(config: Config) -> dict:
     """The model and train keys that shape a fold; for a backbone that is a local folder also
     its content hash, so that a backbone rebuilt or re-pretrained at the same path retrains."""
     train = dataclasses.asdict(config.train)
     model = {k: v for k, v in dataclasses.asdict(config.model).items() if k != "kind"}
-    for key, default in ADDED_MODEL_KEYS.items():
-        if model[key] == default:
-            del model[key]
     if Path(config.model.backbone).is_dir():
         model["backbone_sha256"] = sha256_folder(config.model.backbone, PRETRAIN_RECORDS)
     return {"model": model, "train": {k: v for k, v in train.items() if k not in NOT_SHAPING}}

@@ -54,6 +54,8 @@ def shaping_config(config: Config) -> dict:
     from comp.kinds.transformer import shaping_config as transformer_shaping
 
     knn = {k: v for k, v in dataclasses.asdict(config.knn).items() if k != "enabled"}
+    if knn["pooling"] == "head":  # what it resolves to: `head` over a [CLS] head is `cls`
+        knn["pooling"] = config.model.pooling
     return {"knn": knn, "base": transformer_shaping(base_config(config))}
 
 

@@ -61,7 +61,9 @@ class Classifier(nn.Module):
         # (on the demo, 2.7 % of rows got a top-1 tie and 1.4 % another argmax).
         with torch.autocast(hidden.device.type, enabled=False):
             if self.pooling == "mean":  # over real tokens ([CLS] and [SEP] included)
-                # [B, T], or [B, 1, 1, T] as the training step passes it
+                # [B, T], or [B, 1, 1, T] as the training step passes it; none: every token
+                if attention_mask is None:
+                    attention_mask = torch.ones(hidden.shape[:2], device=hidden.device)
                 mask = attention_mask.reshape(hidden.shape[0], -1, 1).float()
                 pooled = (hidden.float() * mask).sum(1) / mask.sum(1).clamp(min=1.0)
             else:
