@@ -56,14 +56,21 @@ def fake_run(
         (out / "metrics.json").write_text(json.dumps({"folds_sha256": sha}))
 
 
-def test_averages_match_hand_computation(tmp_path):
-    config, y, fold = competition(tmp_path, [0, 1, 2] * 4, 3)
-    rng = np.random.default_rng(0)
-    oof_a, oof_b = rng.normal(size=(12, 3)), rng.normal(size=(12, 3))
+def two_random_runs(tmp_path: Path, repeats: int, seed: int):
+    """Experiments "a" and "b" with random logits over [0, 1, 2] * repeats rows and 2 folds:
+    (config, labels, fold ids, oof_a, oof_b, per-fold test logits of a, of b)."""
+    config, y, fold = competition(tmp_path, [0, 1, 2] * repeats, 3)
+    rng = np.random.default_rng(seed)
+    oof_a, oof_b = rng.normal(size=(len(y), 3)), rng.normal(size=(len(y), 3))
     tests_a = [rng.normal(size=(3, 3)) for _ in range(2)]
     tests_b = [rng.normal(size=(3, 3)) for _ in range(2)]
     fake_run(config, "a", fold, oof_a, tests_a)
     fake_run(config, "b", fold, oof_b, tests_b)
+    return config, y, fold, oof_a, oof_b, tests_a, tests_b
+
+
+def test_averages_match_hand_computation(tmp_path):
+    config, y, fold, oof_a, oof_b, tests_a, tests_b = two_random_runs(tmp_path, 4, 0)
     config.ensemble.weights = [3.0, 1.0]
     config.ensemble.calibrate = False  # the hand computation averages the raw logits
     result = run_ensemble(config, ["a", "b"])
@@ -311,13 +318,7 @@ def test_optimized_weights_are_cross_fitted(tmp_path):
 def test_test_logits_use_the_weights_fitted_on_every_row(tmp_path, monkeypatch):
     import comp.ensemble as ensemble
 
-    config, y, fold = competition(tmp_path, [0, 1, 2] * 8, 3)
-    rng = np.random.default_rng(2)
-    oof_a, oof_b = rng.normal(size=(24, 3)), rng.normal(size=(24, 3))
-    tests_a = [rng.normal(size=(3, 3)) for _ in range(2)]
-    tests_b = [rng.normal(size=(3, 3)) for _ in range(2)]
-    fake_run(config, "a", fold, oof_a, tests_a)
-    fake_run(config, "b", fold, oof_b, tests_b)
+    config, _, _, oof_a, oof_b, tests_a, tests_b = two_random_runs(tmp_path, 8, 2)
     config.ensemble.calibrate = False
 
     def by_row_count(parts, labels, how, c):  # a fit on 12 rows differs from one on 24
