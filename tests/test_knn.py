@@ -5,6 +5,7 @@ import json
 
 import numpy as np
 import polars as pl
+import yaml
 from click.testing import CliRunner
 from rich.console import Console
 
@@ -83,16 +84,26 @@ def test_knn_enabled_writes_the_derived_experiment(trained_root, trained_copy, t
         assert metrics["model_kind"] == "knn" and metrics["base_experiment"] == "two_folds"
 
 
-def test_the_knn_fingerprint_follows_its_keys_and_its_base(trained_root, trained_copy):
+def test_the_knn_fingerprint_follows_its_keys_and_its_trained_base(trained_root, trained_copy):
+    from comp.runs.layout import CONFIG
+
+    assert knn.FOLD_CONFIG == CONFIG
     settings = {"model.kind": "knn", "knn.base_experiment": "two_folds"}
     config = trained_copy_config(trained_root, trained_copy, **settings)
     base = fold_fingerprint(config)
     other_pooling = "cls" if config.model.pooling == "mean" else "mean"  # not what head reads
-    for key, value in [("knn.k", 5), ("knn.pooling", other_pooling), ("train.lr", 1.0)]:
+    for key, value in [("knn.k", 5), ("knn.pooling", other_pooling)]:
         changed = trained_copy_config(trained_root, trained_copy, **settings, **{key: value})
         assert fold_fingerprint(changed) != base, key
-    same = trained_copy_config(trained_root, trained_copy, **settings, **{"tfidf.c": 9.0})
-    assert fold_fingerprint(same) == base
+    # the base's keys are read from its folds, as they were trained: this config's are not
+    for key, value in [("tfidf.c", 9.0), ("train.lr", 1.0)]:
+        same = trained_copy_config(trained_root, trained_copy, **settings, **{key: value})
+        assert fold_fingerprint(same) == base, key
+    saved = trained_copy / "runs" / "two_folds" / "fold0" / CONFIG
+    retrained = yaml.safe_load(saved.read_text(encoding="utf-8"))
+    retrained["train"]["lr"] = 1.0e-9  # as if fold 0 were retrained at another lr
+    saved.write_text(yaml.safe_dump(retrained), encoding="utf-8")
+    assert fold_fingerprint(config) != base
     assert TRAINED["train.experiment"] == "two_folds"
 
 

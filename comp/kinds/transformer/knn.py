@@ -36,6 +36,7 @@ FOLD_FILES = (INDEX,)
 SCRATCH_FILES = ()
 SUFFIX = "_knn"
 FLOOR = 1e-6  # the score of a class no neighbour has: logits stay finite
+FOLD_CONFIG = "config.yaml"  # comp.runs.layout.CONFIG (a layer below): each fold's resolved config
 
 
 def base_config(config: Config) -> Config:
@@ -50,13 +51,25 @@ def base_config(config: Config) -> Config:
     )
 
 
+def trained_base_config(config: Config) -> Config:
+    """The base experiment's config as its lowest-numbered fold saved it (what its encoders
+    were trained with); before any fold of it exists, as `base_config` derives it."""
+    base = base_config(config)
+    saved = (Path(base.train.runs_dir) / base.train.experiment).glob(f"fold*/{FOLD_CONFIG}")
+    folds = {int(p.parent.name[4:]): p for p in saved if p.parent.name[4:].isdigit()}
+    return load_config([folds[min(folds)]]) if folds else base
+
+
 def shaping_config(config: Config) -> dict:
+    """The kNN keys and the base experiment's shaping keys as its folds were trained, so that
+    a base retrained under other settings makes these folds stale."""
     from comp.kinds.transformer import shaping_config as transformer_shaping
 
+    base = trained_base_config(config)
     knn = {k: v for k, v in dataclasses.asdict(config.knn).items() if k != "enabled"}
     if knn["pooling"] == "head":  # what it resolves to: `head` over a [CLS] head is `cls`
-        knn["pooling"] = config.model.pooling
-    return {"knn": knn, "base": transformer_shaping(base_config(config))}
+        knn["pooling"] = base.model.pooling
+    return {"knn": knn, "base": transformer_shaping(base)}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -112,12 +125,12 @@ def load_base_fold(base: Config, fold: int, device):
     from comp.kinds.transformer.inference import load_fold_model
 
     folder = Path(base.train.runs_dir) / base.train.experiment / f"fold{fold}"
-    if not (folder / "config.yaml").is_file():
+    if not (folder / FOLD_CONFIG).is_file():
         raise CompError(
             f"{folder}: fold {fold} of {base.train.experiment} is not trained; run "
             f"`comp train --fold {fold} --set train.experiment={base.train.experiment}`"
         )
-    fold_config = load_config([folder / "config.yaml"])
+    fold_config = load_config([folder / FOLD_CONFIG])
     model, tokenizer = load_fold_model(folder, fold_config, device)
     return model, fold_config, tokenizer
 
