@@ -185,7 +185,7 @@ def evaluation_seconds(t: FoldTrainer) -> float:
     """One fold's evaluations: 16 of a fifth of the rows, plus the test logits."""
     cfg, device = t.cfg, t.device
     rows = np.arange(len(t.data.train))[: len(t.data.train) // 5]
-    batching = Batching.of(cfg, t.pad_id, device)
+    batching = Batching.of(t.config, t.pad_id, device)
     predict_logits(t.model, t.data.train, rows[:256], batching, cfg.ldam_s)  # warm-up
     synchronize(device)
     started = time.perf_counter()

@@ -16,7 +16,7 @@ import polars as pl
 from comp.config import Config, DataConfig, TestSet
 from comp.errors import CompError
 from comp.io import sha256_file
-from comp.text import normalise_newlines, split_qa
+from comp.text import split_qa
 
 MAX_ROWS_NAMED = 5
 
@@ -148,8 +148,7 @@ def questions_and_answers(
     frame: pl.DataFrame, path: Path, data: DataConfig
 ) -> tuple[list[str], list[str]]:
     """The text column, checked (no null or empty cell) and split into questions and answers."""
-    texts = [normalise_newlines(t) for t in _check_text(frame, path, data.text_column)]
-    return _split_all(texts, data)
+    return _split_all(_check_text(frame, path, data.text_column), data)  # split_qa normalises
 
 
 def load_train(data: DataConfig) -> TrainData:
@@ -182,8 +181,7 @@ def load_test(data: DataConfig, test_set: TestSet) -> TestData:
     path = Path(test_set.path)
     frame = read_csv(path, [data.id_column, data.text_column])
     ids = check_ids(frame, path, data.id_column)
-    texts = _check_text(frame, path, data.text_column)
-    questions, answers = _split_all(texts, data)
+    questions, answers = questions_and_answers(frame, path, data)
     return TestData(test_set.name, path, ids.to_list(), questions, answers)
 
 

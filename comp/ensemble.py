@@ -51,7 +51,8 @@ class Predictions:
     temperature: float = 1.0  # both logits above are already divided by it
 
 
-def _logits(frame: pl.DataFrame, column: str = "logits") -> np.ndarray:
+def logits_array(frame: pl.DataFrame, column: str = "logits") -> np.ndarray:
+    """A frame's fixed-width logits column as a float32 [rows, classes] array."""
     return frame[column].to_numpy().astype(np.float32, copy=False)
 
 
@@ -74,7 +75,9 @@ def _read_fold(
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """One finished fold's OOF rows (checked against the fold file) and test logits."""
     out = fold_dir(config, k, experiment)
-    rebuild = f"comp train --fold {k} --set train.experiment={experiment}"
+    # the fold's own resolved config retrains it as it was (a kNN experiment as kNN); --force,
+    # since a fold whose metrics.json reads back counts as finished
+    rebuild = f"comp train --fold {k} --force --config {out / CONFIG}"
     if not (out / METRICS).is_file():
         raise EnsembleError(
             f"{out}: fold {k} of experiment '{experiment}' is missing or unfinished; "
@@ -118,12 +121,12 @@ def load_experiment(config: Config, experiment: str, folds: FoldAssignment) -> P
                 f"{fold_dir(config, k, experiment) / TEST_LOGITS}: test sets or Ids differ from "
                 "fold 0's; run `comp predict` so every fold has the same test sets"
             )
-        test_parts.append(_logits(tests))
+        test_parts.append(logits_array(tests))
     oof = pl.concat(oof_parts).sort("row")
     rows = oof["row"].to_numpy()
     if rows.size != np.unique(rows).size:
         raise EnsembleError(f"experiment '{experiment}': a row is in two folds' OOF files")
-    oof_logits, temperature = _logits(oof), 1.0
+    oof_logits, temperature = logits_array(oof), 1.0
     if config.ensemble.calibrate:
         try:
             temperature = fit_temperature(oof_logits, folds.labels[rows])
@@ -248,7 +251,7 @@ def cross_fit_weights(
     """(OOF average, weights per fold [k, experiments], weights on all rows): the rows of fold f
     are averaged with the weights fitted on the other folds, so the OOF score is not tuned on
     the rows it is measured on; the test weights are fitted on every row."""
-    oof = np.empty_like(average(parts, np.ones(len(parts)), how))
+    oof = np.empty(parts[0].shape, dtype=np.float32)  # as `average` returns it
     per_fold = np.zeros((k, len(parts)))
     for f in range(k):
         held, rest = fold_ids == f, fold_ids != f

@@ -47,7 +47,6 @@ EXTRA_FOLD = -2  # the fold of an extra row: in every training split, in no vali
 class ExtraFile:
     name: str  # the file's stem, for reports
     path: Path
-    sha256: str
     questions: list[str]
     answers: list[str]
     labels: np.ndarray
@@ -108,7 +107,7 @@ def load_extra_file(spec: ExtraTrain, data: DataConfig, train_names: list[str]) 
             f"{path}: missing column '{data.label_column}' (or '{category}' with category names, "
             "mapped by data.extra_train's category_map)"
         )
-    return ExtraFile(path.stem, path, sha256_file(path), questions, answers, labels)
+    return ExtraFile(path.stem, path, questions, answers, labels)
 
 
 def load_extra_files(config: Config, train: TrainData) -> list[ExtraFile]:

@@ -29,6 +29,7 @@ from comp.ensemble import (
     class_log_prior,
     cross_fit_tau,
     load_experiment,
+    logits_array,
     tau_grid,
 )
 from comp.errors import CompError
@@ -120,12 +121,12 @@ def _run_config(path: Path, runs_dir: str) -> Config:
 
 def experiment_keys(config: Config) -> dict:
     """What shapes an experiment's folds: its kind's keys, the folds and the train file
-    (content hashes left out: they describe a folder as it is now, not as it was trained)."""
-    shaping = get_kind(config.model.kind).shaping_config(config)
+    (without content hashes: they describe a folder as it is now, not as it was trained)."""
+    shaping = get_kind(config.model.kind).shaping_config(config, content=False)
     keys = {"model.kind": config.model.kind, **_flatten("", shaping)}
     keys.update({f"folds.{k}": getattr(config.folds, k) for k in ("name", "k", "seed")})
     keys["data.train"] = config.data.train
-    return {k: v for k, v in keys.items() if not k.endswith("_sha256")}
+    return keys
 
 
 def experiment_row(folder: Path, runs_dir: str, settings: Config, tail_rows: int | None) -> Row:
@@ -174,9 +175,7 @@ def ensemble_row(folder: Path, runs_dir: str, tail_rows: int | None) -> Row:
         )
         folds = load_fold_assignment(config)
         counts = np.bincount(folds.labels, minlength=config.data.num_labels)
-        raw, adjusted = (
-            np.asarray(oof[c].to_list(), dtype=np.float32) for c in ("logits", "logits_adjusted")
-        )
+        raw, adjusted = (logits_array(oof, c) for c in ("logits", "logits_adjusted"))
         y, fold_ids = oof["label"].to_numpy(), oof["fold"].to_numpy()
         _set(row, oof_scores(y, fold_ids, raw, adjusted, counts, tail_rows))
         row.folds, row.state = int(fold_ids.max()) + 1, "finished"

@@ -9,7 +9,7 @@ from rich.console import Console
 from comp.config import Config
 from comp.folds import folds_paths
 from comp.io import read_json
-from comp.runs.layout import METRICS, ensemble_dir, experiment_dir, submission_path
+from comp.runs.layout import COMBINED, METRICS, ensemble_dir, experiment_dir, submission_path
 
 
 def is_demo(config: Config) -> bool:
@@ -43,7 +43,7 @@ def make_variables(config: Config) -> dict[str, str]:
         "FOLD_IDS": " ".join(str(k) for k in range(config.folds.k)),
         "RUN_DIR": str(experiment_dir(config)),
         "ENSEMBLE_DIR": str(ensemble_dir(config)),
-        "SUBMISSION": str(submission_path(config, "combined")),
+        "SUBMISSION": str(submission_path(config, COMBINED)),
         "SOLUTION": config.data.solution or "",
     }
 
@@ -59,7 +59,7 @@ def print_summary(config: Config, console: Console) -> None:
         f"{metrics['oof_macro_f1_adjusted_crossfit']:.4f} logit-adjusted (cross-fitted, "
         f"{'applied' if adjusted else 'not applied'})"
     )
-    combined = submission_path(config, "combined")
+    combined = submission_path(config, COMBINED)
     if config.data.solution and combined.is_file():
         scores = score_submission(
             combined, config.data.solution, config.data, config.data.num_labels

@@ -19,7 +19,7 @@ FOLD_FILES = ("prior.npy",)
 SCRATCH_FILES = ()
 
 
-def shaping_config(config: Config) -> dict:
+def shaping_config(config: Config, content: bool = True) -> dict:
     return {}  # no settings of its own
 
 

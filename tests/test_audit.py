@@ -99,7 +99,12 @@ def test_audit_writes_its_files_beside_the_config(audited):
     console = Console(record=True, width=160)
     print_audit(result, console)
     text = console.export_text()
-    assert "train" in text and "20" in text and str(folder) in text
+    train_line = next(line for line in text.splitlines() if line.startswith("│ train "))
+    cells = [cell.strip() for cell in train_line.strip("│").split("│")]
+    train = next(s for s in result.summary if s["set"] == "train")
+    expected = [str(train[key]) for key in ("rows", "exact_within", "near_within")]
+    assert cells == ["train", *expected, "-", "-", str(train["test_twin"]), "3"], text
+    assert train["rows"] == 20 and str(folder) in text
 
 
 def test_audit_of_the_real_ahqad_sample(tmp_path):

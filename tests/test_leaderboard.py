@@ -99,3 +99,23 @@ def test_runs_command_prints_the_table_and_writes_csv(workspace, tmp_path):
     assert frame.filter(pl.col("name") == "half")["raw"].to_list() == [None]
     bad = comp("runs", "--config", str(path), "--sort", "best")
     assert bad.exit_code == 2 and "--sort 'best'" in bad.output
+
+
+def test_the_keys_shown_never_hash_a_backbone_folder(demo_root, monkeypatch):
+    from comp.kinds.transformer import files
+    from comp.leaderboard import experiment_keys
+    from comp.runs.frame import fold_fingerprint
+    from tests.conftest import demo_config
+
+    config = demo_config(demo_root)
+    assert Path(config.model.backbone).is_dir()
+
+    def refuse(*_):
+        raise AssertionError("comp runs read a backbone folder's files")
+
+    monkeypatch.setattr(files, "sha256_folder", refuse)
+    keys = experiment_keys(config)
+    assert keys["model.backbone"] == config.model.backbone
+    assert not any(key.endswith("_sha256") for key in keys)
+    with pytest.raises(AssertionError, match="read a backbone"):
+        fold_fingerprint(config)  # the fingerprint still does

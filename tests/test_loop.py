@@ -336,6 +336,32 @@ def test_padding_to_a_multiple_leaves_the_logits_unchanged():
         torch.testing.assert_close(model(**rounded), model(**tight), atol=1e-5, rtol=1e-5)
 
 
+def test_evaluation_pads_to_the_multiple_but_never_past_max_len():
+    from comp.config import Config
+    from comp.kinds.transformer.inference import Batching, predict_logits
+
+    config = Config()
+    config.model.max_len, config.train.pad_multiple = 50, 48  # 48 rounds 49 up to 96
+    batching = Batching.of(config, 0, torch.device("cpu"))
+    assert (batching.multiple, batching.limit) == (48, 50)
+    lengths = [49, 3]
+    offsets = np.concatenate([[0], np.cumsum(lengths)])
+    encoded = EncodedTexts(
+        ids=np.ones(offsets[-1], dtype=np.int32),
+        type_ids=np.zeros(offsets[-1], dtype=np.int8),
+        offsets=offsets,
+    )
+    widths = []
+
+    def model(input_ids, **_):
+        widths.append(input_ids.shape[1])
+        return torch.zeros(len(input_ids), 5)
+
+    model.eval = lambda: None
+    predict_logits(model, encoded, np.arange(2), batching, 1.0)
+    assert widths == [50]
+
+
 def test_compile_and_pad_multiple_reach_the_training_passes(demo_root, monkeypatch):
     from comp.kinds.transformer.step import SyncFreeStep
 

@@ -249,3 +249,13 @@ def test_make_builds_the_pretrained_backbone_when_training_uses_it():
     ]
     real = make_variables(load_config(layers))
     assert real["PRETRAINED_BACKBONE"] == "models/arbertv2-tapt" and real["TINY_BACKBONE"] == ""
+
+
+def test_a_tokenizer_without_a_mask_token_names_the_setting_to_change():
+    from types import SimpleNamespace
+
+    from comp.errors import CompError
+    from comp.kinds.transformer.masking import mask_spec
+
+    with pytest.raises(CompError, match=r"pretrain\.backbone: .*no \[MASK\] token"):
+        mask_spec(SimpleNamespace(mask_token_id=None), 0.15, True)

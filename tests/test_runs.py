@@ -176,3 +176,18 @@ def test_knn_pooling_head_fingerprints_what_it_resolves_to(demo_root):
         resolved = demo_config(demo_root, **knn, **{"model.pooling": head, "knn.pooling": head})
         follows = demo_config(demo_root, **knn, **{"model.pooling": head, "knn.pooling": "head"})
         assert fold_fingerprint(follows) == fold_fingerprint(resolved)
+
+
+def test_the_default_fingerprints_stay_those_finished_folds_were_trained_with():
+    # Changing these retrains every finished fold of every user: if a change must, say so in
+    # the README; if a new key should not, add it to comp.config.ADDED_KEY_DEFAULTS.
+    from comp.config import Config
+
+    config = Config()
+    assert fold_fingerprint(config) == (
+        "7739d3b5158f978792952815ec4c7e1edc53a3f3d258d502926b0166013240ea"
+    )
+    config.model.kind = "tfidf"
+    assert fold_fingerprint(config) == (
+        "43bb1c1b7ac2a18dec3f272f8eb8e2c41971785d8cf8a6784991171192430790"
+    )

@@ -99,3 +99,11 @@ def test_model_file_of_another_format_is_refused(tmp_path):
         load_model(path)
     with pytest.raises(CompError, match="not found"):
         load_model(tmp_path / "missing.pkl")
+
+
+def test_a_truncated_model_file_names_itself_and_the_fix(tmp_path):
+    path = tmp_path / "fold3" / MODEL_FILE
+    path.parent.mkdir()
+    path.write_bytes(pickle.dumps({"format": 1, "weights": list(range(100))})[:40])
+    with pytest.raises(CompError, match=r"unreadable \(.*run `comp train --fold 3 --force`"):
+        load_model(path)

@@ -7,9 +7,10 @@ A kind module provides:
 - `FOLD_FILES`: the names of its own files in a fold folder (a model, checkpoints), removed with
   the shared outputs when a fold starts over, and `SCRATCH_FILES`, those of them that only an
   unfinished fold needs (a checkpoint), removed once the fold's outputs are written;
-- `shaping_config(config)`: the config values that shape a fold's model, by section. The frame
-  hashes them (with the data keys every kind reads) into the fold's fingerprint, so an edit of
-  another kind's keys never retrains this kind's folds;
+- `shaping_config(config, content=True)`: the config values that shape a fold's model, by
+  section. The frame hashes them (with the data keys every kind reads) into the fold's
+  fingerprint, so an edit of another kind's keys never retrains this kind's folds; with
+  `content`, also the content hashes of files they name (slow: `comp runs` asks without);
 - `start(inputs, device, console)`: set up once per run (load a tokenizer, tokenise, join a
   process group) and return a `KindRun`, whose `fit_fold(fold, out)` trains one fold and returns
   its validation and test logits (`FoldFit`; None in a process that does not write), and whose
@@ -94,7 +95,7 @@ class ModelKind(Protocol):
     FOLD_FILES: tuple[str, ...]
     SCRATCH_FILES: tuple[str, ...]
 
-    def shaping_config(self, config: Config) -> dict: ...
+    def shaping_config(self, config: Config, content: bool = True) -> dict: ...
 
     def start(self, inputs: RunInputs, device: str | None, console: Console) -> KindRun: ...
 

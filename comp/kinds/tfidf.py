@@ -43,7 +43,7 @@ from comp.calibration import fit_temperature
 from comp.config import Config, TfidfConfig
 from comp.data import TestData
 from comp.errors import CompError
-from comp.io import atomic_path
+from comp.io import UnreadableFile, atomic_path
 from comp.kinds import FoldFit, RunInputs
 
 MODEL_FILE = "tfidf_model.pkl"
@@ -191,12 +191,17 @@ def save_model(model: TfidfModel, path: Path) -> None:
 
 def load_model(path: Path) -> TfidfModel:
     """A pickle written by `save_model` (pickles run code on load: only open your own runs)."""
+    retrain = f"comp train --fold {path.parent.name.removeprefix('fold')} --force"
     if not path.is_file():
-        raise CompError(f"{path}: not found; train this fold first (`comp train`)")
-    with open(path, "rb") as handle:
-        state = pickle.load(handle)
-    if state.pop("format", None) != MODEL_FORMAT:
-        raise CompError(f"{path}: not a tfidf model of format {MODEL_FORMAT}; retrain the fold")
+        raise CompError(f"{path}: not found; train this fold first (`{retrain}`)")
+    try:
+        with open(path, "rb") as handle:
+            state = pickle.load(handle)
+    except (OSError, EOFError, pickle.UnpicklingError) as exc:
+        raise UnreadableFile(path, str(exc), retrain) from None
+    if not isinstance(state, dict) or state.pop("format", None) != MODEL_FORMAT:
+        reason = f"not a tfidf model of format {MODEL_FORMAT}; retrain the fold"
+        raise UnreadableFile(path, reason, retrain)
     return TfidfModel(**state)
 
 
@@ -207,7 +212,7 @@ FOLD_FILES = (MODEL_FILE,)
 SCRATCH_FILES = ()
 
 
-def shaping_config(config: Config) -> dict:
+def shaping_config(config: Config, content: bool = True) -> dict:
     return {"tfidf": dataclasses.asdict(config.tfidf)}
 
 

@@ -19,13 +19,12 @@ from rich.console import Console
 
 from comp.config import Config
 from comp.data import TestData
-from comp.io import sha256_folder
 from comp.kinds import KindRun, RunInputs
 from comp.kinds.transformer.files import (
     BEST_MODEL,
     CHECKPOINT,
-    PRETRAIN_RECORDS,
     PREVIOUS_CHECKPOINT,
+    backbone_sha256,
 )
 
 FOLD_FILES = (CHECKPOINT, PREVIOUS_CHECKPOINT, BEST_MODEL)
@@ -49,13 +48,14 @@ NOT_SHAPING = {
 }
 
 
-def shaping_config(config: Config) -> dict:
-    """The model and train keys that shape a fold; for a backbone that is a local folder also
-    its content hash, so that a backbone rebuilt or re-pretrained at the same path retrains."""
+def shaping_config(config: Config, content: bool = True) -> dict:
+    """The model and train keys that shape a fold; with `content`, for a backbone that is a
+    local folder also its content hash, so that a backbone rebuilt or re-pretrained at the same
+    path retrains (`comp runs` shows the keys without reading the folder)."""
     train = dataclasses.asdict(config.train)
     model = {k: v for k, v in dataclasses.asdict(config.model).items() if k != "kind"}
-    if Path(config.model.backbone).is_dir():
-        model["backbone_sha256"] = sha256_folder(config.model.backbone, PRETRAIN_RECORDS)
+    if content and (sha256 := backbone_sha256(config.model.backbone)):
+        model["backbone_sha256"] = sha256
     return {"model": model, "train": {k: v for k, v in train.items() if k not in NOT_SHAPING}}
 
 

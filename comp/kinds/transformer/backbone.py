@@ -81,7 +81,13 @@ def load_masked_lm(name_or_path: str) -> tuple[object, bool]:
     try:
         model, info = AutoModelForMaskedLM.from_pretrained(name_or_path, output_loading_info=True)
         return model, bool(info["missing_keys"])
-    except (OSError, ValueError) as exc:
+    except ValueError as exc:  # a model transformers knows, without a masked-LM class
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise BackboneError(
+            f"{name_or_path}: has no masked-LM head ({first}); comp pretrain needs a "
+            "BERT-style encoder: set pretrain.backbone"
+        ) from None
+    except OSError as exc:
         if Path(name_or_path).is_dir():
             raise BackboneError(f"{name_or_path}: not a masked-LM model folder: {exc}") from None
         raise BackboneError(_offline_hint(name_or_path)) from None

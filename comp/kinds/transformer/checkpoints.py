@@ -75,11 +75,15 @@ def save_checkpoint(state: dict, path: Path, previous: Path) -> None:
 
 
 def read_newest_state(
-    newest: Path, previous: Path, keys: tuple[str, ...], device: torch.device | str = "cpu"
+    newest: Path,
+    previous: Path,
+    keys: tuple[str, ...],
+    device: torch.device | str = "cpu",
+    remove_unreadable: bool = True,
 ) -> tuple[dict | None, list[str]]:
     """The state of the newest readable checkpoint of the two (or None), and a line for each
-    unreadable one; an unreadable newest one is removed, so that the next save keeps the good
-    one as previous."""
+    unreadable one; an unreadable newest one is removed (unless not `remove_unreadable`: a
+    process that does not write), so that the next save keeps the good one as previous."""
     problems = []
     for path in (newest, previous):
         if not path.is_file():
@@ -87,7 +91,8 @@ def read_newest_state(
         try:
             return read_state(path, keys, device), problems
         except UnreadableCheckpoint as problem:
-            problems.append(str(problem))
-            if path == newest:
+            fallback = "trying the previous one" if path == newest else "no other is left"
+            problems.append(f"{problem}; {fallback}")
+            if path == newest and remove_unreadable:
                 newest.unlink(missing_ok=True)
     return None, problems

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from comp.config import Config, TrainConfig
+from comp.config import Config
 from comp.data import TestData
 from comp.errors import CompError
 from comp.kinds.transformer.backbone import load_tokenizer
@@ -56,7 +56,8 @@ def device_context(device: torch.device, precision: str = "bf16", attention: str
 @dataclass(frozen=True)
 class Batching:
     """How inference batches rows: rows a batch, the pad id, the padding multiple (training's
-    widths: few shapes on a GPU), the device, precision and attention kernels."""
+    widths: few shapes on a GPU) and the width it never pads past (`model.max_len`, the
+    positions the model has), the device, precision and attention kernels."""
 
     batch_size: int
     pad_id: int
@@ -64,11 +65,13 @@ class Batching:
     precision: str = "bf16"
     attention: str = "default"
     multiple: int = 1
+    limit: int = 0  # 0: no limit
 
     @classmethod
-    def of(cls, train: TrainConfig, pad_id: int, device: torch.device) -> Batching:
-        return cls(train.eval_batch_size, pad_id, device, train.precision, train.attention,
-                   train.pad_multiple)  # fmt: skip
+    def of(cls, config: Config, pad_id: int, device: torch.device) -> Batching:
+        t = config.train
+        return cls(t.eval_batch_size, pad_id, device, t.precision, t.attention, t.pad_multiple,
+                   config.model.max_len)  # fmt: skip
 
 
 @torch.no_grad()
@@ -117,7 +120,7 @@ def _in_length_order(model, encoded, rows, batching: Batching, compute) -> np.nd
     b, out = batching, None
     for start in range(0, len(order), b.batch_size):
         part = order[start : start + b.batch_size]
-        inputs = collate(encoded, rows[part], b.pad_id, b.device, b.multiple)
+        inputs = collate(encoded, rows[part], b.pad_id, b.device, b.multiple, b.limit)
         values = compute(inputs).cpu().numpy()
         if out is None:
             out = np.zeros((len(rows), values.shape[1]), dtype=np.float32)
@@ -159,7 +162,7 @@ def predict_fold(
             tokenizer, test.questions, test.answers, m.max_len, m.answer_min_tokens, cache_dir
         )
         rows = np.arange(len(test))
-        batching = Batching.of(t, tokenizer.pad_token_id, device)
+        batching = Batching.of(fold_config, tokenizer.pad_token_id, device)
         logits = predict_logits(model, encoded, rows, batching, t.ldam_s)
         out.append(logits)
     return out

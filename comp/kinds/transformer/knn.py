@@ -51,6 +51,11 @@ def base_config(config: Config) -> Config:
     )
 
 
+def resolve_pooling(pooling: str, base: Config) -> str:
+    """What the vectors are: `head` is what the base fold's classifier reads (`model.pooling`)."""
+    return base.model.pooling if pooling == "head" else pooling
+
+
 def trained_base_config(config: Config) -> Config:
     """The base experiment's config as its lowest-numbered fold saved it (what its encoders
     were trained with); before any fold of it exists, as `base_config` derives it."""
@@ -60,16 +65,15 @@ def trained_base_config(config: Config) -> Config:
     return load_config([folds[min(folds)]]) if folds else base
 
 
-def shaping_config(config: Config) -> dict:
+def shaping_config(config: Config, content: bool = True) -> dict:
     """The kNN keys and the base experiment's shaping keys as its folds were trained, so that
     a base retrained under other settings makes these folds stale."""
     from comp.kinds.transformer import shaping_config as transformer_shaping
 
     base = trained_base_config(config)
     knn = {k: v for k, v in dataclasses.asdict(config.knn).items() if k != "enabled"}
-    if knn["pooling"] == "head":  # what it resolves to: `head` over a [CLS] head is `cls`
-        knn["pooling"] = base.model.pooling
-    return {"knn": knn, "base": transformer_shaping(base)}
+    knn["pooling"] = resolve_pooling(knn["pooling"], base)  # `head` over a [CLS] head is `cls`
+    return {"knn": knn, "base": transformer_shaping(base, content)}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -173,7 +177,7 @@ class KnnRun:
             extra={
                 "base_experiment": self.base.train.experiment,
                 "k": cfg.k,
-                "pooling": fold_config.model.pooling if cfg.pooling == "head" else cfg.pooling,
+                "pooling": resolve_pooling(cfg.pooling, fold_config),
                 "index_rows": len(train_rows),
                 "device": str(self.device),
             },
@@ -188,8 +192,8 @@ def _embedder(model, fold_config: Config, tokenizer, device, pooling: str, cache
     from comp.kinds.transformer.inference import Batching, embed_rows
     from comp.kinds.transformer.token_cache import encode_cached
 
-    m, batching = fold_config.model, Batching.of(fold_config.train, tokenizer.pad_token_id, device)
-    pooling = m.pooling if pooling == "head" else pooling
+    m, batching = fold_config.model, Batching.of(fold_config, tokenizer.pad_token_id, device)
+    pooling = resolve_pooling(pooling, fold_config)
 
     def embed(questions: list[str], answers: list[str]) -> np.ndarray:
         encoded = encode_cached(

@@ -33,6 +33,7 @@ from comp.kinds import FoldFit, RunInputs
 from comp.kinds.transformer.batches import epoch_batches
 from comp.kinds.transformer.checkpoints import (
     UnreadableCheckpoint,
+    read_newest_state,
     read_state,
     rng_state,
     save_checkpoint,
@@ -154,21 +155,13 @@ class FoldTrainer:
         """The newest checkpoint that loads, each unreadable one reported in one line; an
         unreadable newest one is removed so that the next save keeps the good one as previous."""
         newest, previous = self.out / CHECKPOINT, self.out / PREVIOUS_CHECKPOINT
-        unreadable = False
-        for path in (newest, previous):
-            if not path.is_file():
-                continue
-            try:
-                return read_state(path, CHECKPOINT_KEYS + MADE_WITH, self.device)
-            except UnreadableCheckpoint as problem:
-                unreadable = True
-                fallback = "trying the previous one" if path == newest else "no other is left"
-                self.console.print(f"fold {self.fold}: {problem}; {fallback}")
-                if path == newest and self.dist.main:
-                    newest.unlink(missing_ok=True)
-        if unreadable:
+        keys = CHECKPOINT_KEYS + MADE_WITH
+        state, problems = read_newest_state(newest, previous, keys, self.device, self.dist.main)
+        for problem in problems:
+            self.console.print(f"fold {self.fold}: {problem}")
+        if state is None and problems:
             self.console.print(f"fold {self.fold}: no readable checkpoint; restarting from scratch")
-        return None
+        return state
 
     def _restore_best(self) -> None:
         """The best score so far, from best_model.pt when it is newer than the checkpoint (a
@@ -264,7 +257,7 @@ class FoldTrainer:
     # Evaluate and checkpoint
 
     def validation_logits(self) -> np.ndarray:
-        batching = Batching.of(self.cfg, self.pad_id, self.device)
+        batching = Batching.of(self.config, self.pad_id, self.device)
         return predict_logits(self.model, self.data.train, self.val_rows, batching, self.cfg.ldam_s)
 
     def evaluate(self) -> float | None:
@@ -372,7 +365,7 @@ class FoldTrainer:
             raise CompError(f"{problem}; run `comp train --fold {self.fold} --force`") from None
         self.model.load_state_dict(saved["model"])
         cfg = self.cfg
-        batching = Batching.of(cfg, self.pad_id, self.device)
+        batching = Batching.of(self.config, self.pad_id, self.device)
         test_logits = [
             predict_logits(self.model, encoded, np.arange(len(encoded)), batching, cfg.ldam_s)
             for encoded in self.data.tests

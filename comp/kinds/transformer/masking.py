@@ -18,6 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from comp.errors import CompError
+
 IGNORE = -100  # the label of a token that is not predicted (PyTorch's ignore_index)
 MASK_SHARE, RANDOM_SHARE = 0.8, 0.1
 
@@ -50,7 +52,10 @@ def continuation_pieces(tokenizer) -> np.ndarray | None:
 
 def mask_spec(tokenizer, rate: float, whole_word: bool) -> MaskSpec:
     if tokenizer.mask_token_id is None:
-        raise ValueError("the tokenizer has no [MASK] token: it cannot be used for masked-LM")
+        raise CompError(
+            "pretrain.backbone: its tokenizer has no [MASK] token, so it cannot be pretrained "
+            "with masked LM; choose a BERT-style backbone"
+        )
     special = np.zeros(len(tokenizer), dtype=bool)
     special[[i for i in tokenizer.all_special_ids if i < len(special)]] = True
     continuation = continuation_pieces(tokenizer) if whole_word else None

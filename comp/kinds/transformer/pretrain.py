@@ -25,7 +25,7 @@ from rich.console import Console
 from comp.config import Config, write_config
 from comp.data import load_tests, load_train
 from comp.errors import CompError
-from comp.io import UnreadableFile, read_json, remove_stale_temp_files, sha256_file, sha256_folder
+from comp.io import UnreadableFile, read_json, remove_stale_temp_files, sha256_file
 from comp.kinds.transformer.backbone import (
     check_tokenizer_round_trip,
     load_pretrained_backbone,
@@ -37,8 +37,8 @@ from comp.kinds.transformer.distributed import peak_memory_mb, resolve_device
 from comp.kinds.transformer.files import (
     PRETRAIN_CONFIG,
     PRETRAIN_METRICS,
-    PRETRAIN_RECORDS,
     WORK_SUFFIX,
+    backbone_sha256,
 )
 from comp.kinds.transformer.mlm import Pretrainer
 from comp.kinds.transformer.token_cache import EncodedTexts, encode_cached
@@ -76,7 +76,7 @@ def pretrain_fingerprint(config: Config, source: str) -> str:
     shaping = {
         "pretrain": settings,
         "source": source,
-        "source_sha256": sha256_folder(source, PRETRAIN_RECORDS) if Path(source).is_dir() else "",
+        "source_sha256": backbone_sha256(source),
         "model": {key: getattr(config.model, key) for key in SHAPING_KEYS},
         "inputs": {key: getattr(config.data, key) for key in INPUT_KEYS},
         "files": [_sha256_or_path(path) for path in files],
