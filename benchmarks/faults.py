@@ -83,7 +83,7 @@ def kill_while_training(work: Path, experiment: str, after_checkpoints: int) -> 
     while process.poll() is None:
         time.sleep(0.2)
         try:
-            step = torch.load(checkpoint, weights_only=False)["step"]
+            step = torch.load(checkpoint, weights_only=True)["step"]
         except Exception:  # noqa: BLE001 (not there yet, or being written)
             continue
         if step >= 50 * after_checkpoints:

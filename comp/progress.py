@@ -26,7 +26,7 @@ LOG_WIDTH = 120  # columns when the output is not a terminal and COLUMNS is not 
 
 
 def make_console(stderr: bool = False) -> Console:
-    console = Console(stderr=stderr, highlight=False)
+    console = Console(stderr=stderr, highlight=False, soft_wrap=True)  # a message: one line
     if not console.is_terminal and not os.environ.get("COLUMNS", "").isdigit():
         console.width = LOG_WIDTH
     return console

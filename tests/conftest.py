@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import os
 from pathlib import Path
 
 import pytest
@@ -179,3 +180,41 @@ def tiny_bert(hidden: int = 16, dropout: float = 0.0):
         attention_probs_dropout_prob=dropout,
     )
     return BertModel(config, add_pooling_layer=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# Running the CLI in tests
+
+
+def write_config_file(path: Path, config: Config) -> str:
+    """`config` resolved into a YAML file for `--config`; returns its path as a string."""
+    from comp.config import dump_config
+
+    path.write_text(dump_config(config), encoding="utf-8")
+    return str(path)
+
+
+def run_comp(*args: str, env: dict | None = None):
+    """`comp ARGS` in this process (click's CliRunner); exceptions other than exits propagate."""
+    from click.testing import CliRunner
+
+    from comp.cli import main
+
+    return CliRunner(env=env).invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
+def one_line(output: str) -> str:
+    """The only non-blank line of `output` (fails if there are more: a traceback, say)."""
+    lines = [line for line in output.strip().splitlines() if line.strip()]
+    assert len(lines) == 1, output
+    return lines[0]
+
+
+class Payload:
+    """What a planted pickle does: unpickling it runs a shell command that creates `path`."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = str(path)
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.path}",))

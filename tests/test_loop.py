@@ -210,7 +210,7 @@ def test_start_or_resume_restores_the_state_a_checkpoint_holds(encoded, tmp_path
     for _ in range(3):
         first.train_step(batch_of(first), epoch=0)
         first.evaluate_and_checkpoint(epoch=0, loss=1.0)
-    assert torch.load(tmp_path / CHECKPOINT, weights_only=False)["step"] == 3
+    assert torch.load(tmp_path / CHECKPOINT, weights_only=True)["step"] == 3
 
     second = trainer(encoded, tmp_path)
     assert second.start_or_resume() is True
@@ -248,12 +248,12 @@ def test_evaluate_and_checkpoint_follow_their_cadences(encoded, tmp_path):
         t.step = step  # the cadence alone, without training
         t.evaluate_and_checkpoint(epoch=0, loss=float(step))
         if (tmp_path / CHECKPOINT).is_file():
-            saved_at.append(torch.load(tmp_path / CHECKPOINT, weights_only=False)["step"])
+            saved_at.append(torch.load(tmp_path / CHECKPOINT, weights_only=True)["step"])
             (tmp_path / CHECKPOINT).unlink()
     assert [h["step"] for h in t.history] == [2, 4, 6]
     assert [h["loss"] for h in t.history] == [2.0, 4.0, 6.0]
     assert saved_at == [3]  # not at the last step: the fold's outputs replace it
-    best = torch.load(tmp_path / BEST_MODEL, weights_only=False)
+    best = torch.load(tmp_path / BEST_MODEL, weights_only=True)
     assert best["step"] == t.best["step"] and best["score"] == t.best["score"]
     assert t.best["score"] == max(h["val_macro_f1"] for h in t.history)
 
@@ -302,7 +302,7 @@ def test_killed_and_resumed_run_matches_uninterrupted(demo_root, monkeypatch):
     monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", dying_clip)
     with pytest.raises(Killed):
         train_folds(resumed, [0], "cpu", False, QUIET)
-    checkpoint = torch.load(fold_dir(resumed, 0) / CHECKPOINT, weights_only=False)
+    checkpoint = torch.load(fold_dir(resumed, 0) / CHECKPOINT, weights_only=True)
     assert checkpoint["step"] == 4
     monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", real_clip)
     train_folds(resumed, [0], "cpu", False, QUIET)
@@ -435,7 +435,7 @@ def test_unreadable_checkpoints_fall_back_to_the_previous_one_then_to_a_clean_st
     for _ in range(4):
         first.train_step(batch_of(first), epoch=0)
         first.evaluate_and_checkpoint(epoch=0, loss=1.0)
-    assert torch.load(tmp_path / PREVIOUS_CHECKPOINT, weights_only=False)["step"] == 2
+    assert torch.load(tmp_path / PREVIOUS_CHECKPOINT, weights_only=True)["step"] == 2
     (tmp_path / CHECKPOINT).write_bytes(b"not a checkpoint")
     second = trainer(encoded, tmp_path, checkpoint_every=2)
     assert second.start_or_resume() is True and second.step == 2

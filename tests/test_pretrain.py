@@ -168,7 +168,7 @@ def test_killed_pretraining_resumes_to_the_same_weights(demo_root, tmp_path):
     killed = run_until_killed(6, path)  # steps 1-5 done, checkpoints at 2 and 4
     assert killed.returncode == -9, killed.stdout + killed.stderr
     work = tmp_path / "resumed.work"
-    assert torch.load(work / CHECKPOINT, weights_only=False)["step"] == 4
+    assert torch.load(work / CHECKPOINT, weights_only=True)["step"] == 4
     assert not resumed.exists()
     result = comp("pretrain", "--config", path)
     assert result.exit_code == 0 and "resuming from step 4" in result.output

@@ -178,7 +178,7 @@ def test_killed_three_times_and_truncated_the_fold_ends_as_if_uninterrupted(demo
 
     killed = run_until_killed("step", 8, path)  # steps 1-7 done, checkpoints at 3 and 6
     assert killed.returncode == -9, killed.stdout + killed.stderr
-    assert torch.load(out / CHECKPOINT, weights_only=False)["step"] == 6
+    assert torch.load(out / CHECKPOINT, weights_only=True)["step"] == 6
     (out / CHECKPOINT).write_bytes((out / CHECKPOINT).read_bytes()[:5000])  # a bad copy
 
     killed = run_until_killed("checkpoint", 2, path)  # in the write of step 9's checkpoint

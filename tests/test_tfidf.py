@@ -15,14 +15,16 @@ from comp.errors import CompError
 from comp.kinds.tfidf import (
     ABSENT_SCORE,
     MODEL_FILE,
+    OLD_MODEL_FILE,
     fit_tfidf,
     load_model,
     predict,
+    save_model,
     tfidf_logits,
 )
 from comp.runs.frame import train_folds
 from comp.runs.layout import fold_dir
-from tests.conftest import demo_config
+from tests.conftest import Payload, demo_config
 
 QUIET = Console(quiet=True)
 TFIDF = {"model.kind": "tfidf", "train.experiment": "tfidf_t"}
@@ -92,18 +94,43 @@ def test_one_class_is_an_error():
         fit_tfidf(TfidfConfig(min_df=1), questions, answers, np.zeros(3, dtype=np.int64), 4)
 
 
+def test_saved_model_reloads_to_the_same_logits_without_pickle(tmp_path):
+    labels = np.array([0, 1, 2, 0, 1, 2, 0, 1, 2])
+    questions, answers = toy_rows(labels.tolist())
+    cfg = TfidfConfig(min_df=1, char_ngram_min=2, char_ngram_max=3)
+    model = fit_tfidf(cfg, questions, answers, labels, num_labels=3)
+    save_model(model, tmp_path / MODEL_FILE)
+    with np.load(tmp_path / MODEL_FILE, allow_pickle=False) as saved:  # plain arrays only
+        assert all(saved[name].dtype != object for name in saved.files)
+    reloaded = load_model(tmp_path / MODEL_FILE, cfg)
+    queries = toy_rows([2, 1, 0])
+    assert np.array_equal(tfidf_logits(reloaded, *queries), tfidf_logits(model, *queries))
+
+
 def test_model_file_of_another_format_is_refused(tmp_path):
     path = tmp_path / MODEL_FILE
-    path.write_bytes(pickle.dumps({"format": 0}))
-    with pytest.raises(CompError, match="retrain"):
-        load_model(path)
+    np.savez(path, format=np.asarray(1))
+    with pytest.raises(CompError, match=r"not a tfidf model of format 2\); run `comp train"):
+        load_model(path, TfidfConfig())
     with pytest.raises(CompError, match="not found"):
-        load_model(tmp_path / "missing.pkl")
+        load_model(tmp_path / "missing" / MODEL_FILE, TfidfConfig())
 
 
 def test_a_truncated_model_file_names_itself_and_the_fix(tmp_path):
     path = tmp_path / "fold3" / MODEL_FILE
     path.parent.mkdir()
-    path.write_bytes(pickle.dumps({"format": 1, "weights": list(range(100))})[:40])
+    labels = np.array([0, 1, 0, 1])
+    model = fit_tfidf(TfidfConfig(min_df=1), *toy_rows(labels.tolist()), labels, num_labels=2)
+    save_model(model, path)
+    path.write_bytes(path.read_bytes()[:100])
     with pytest.raises(CompError, match=r"unreadable \(.*run `comp train --fold 3 --force`"):
-        load_model(path)
+        load_model(path, TfidfConfig(min_df=1))
+
+
+def test_an_old_pickled_model_is_refused_unopened(tmp_path):
+    fold = tmp_path / "fold2"
+    fold.mkdir()
+    (fold / OLD_MODEL_FILE).write_bytes(pickle.dumps(Payload(tmp_path / "ran")))
+    with pytest.raises(CompError, match=r"older comp.*`comp train --fold 2 --force`"):
+        load_model(fold / MODEL_FILE, TfidfConfig())
+    assert not (tmp_path / "ran").exists()

@@ -15,8 +15,10 @@ every kind (the same oof.parquet, test_logits.parquet and metrics.json). Needs n
   one temperature per fold, fitted on the training rows by softmax cross-entropy, so the scores
   sit on a logit-like scale next to other models' logits (argmax is unchanged). A class without
   training rows in a fold gets ABSENT_SCORE, so every output has num_labels columns.
-- The fitted vectorizers, weights and temperature are pickled to `tfidf_model.pkl` in the fold's
-  folder; `predict` reloads them and reproduces the fold's test logits exactly.
+- The fitted vocabularies, IDF weights, coefficients and temperature are saved as plain arrays to
+  `tfidf_model.npz` in the fold's folder (no pickle: loading a shared fold runs no code);
+  `predict` rebuilds the vectorizers from them and reproduces the fold's test logits exactly. A
+  `tfidf_model.pkl` of an older comp is never opened: the fold must be retrained.
 - What shapes a fold: the `tfidf` section alone (its seed included), so editing `train.*` or
   `model.backbone` never retrains a TF-IDF fold.
 """
@@ -24,9 +26,9 @@ every kind (the same oof.parquet, test_logits.parquet and metrics.json). Needs n
 from __future__ import annotations
 
 import dataclasses
-import pickle
 import resource
 import time
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,8 +48,9 @@ from comp.errors import CompError
 from comp.io import UnreadableFile, atomic_path
 from comp.kinds import FoldFit, RunInputs
 
-MODEL_FILE = "tfidf_model.pkl"
-MODEL_FORMAT = 1
+MODEL_FILE = "tfidf_model.npz"
+OLD_MODEL_FILE = "tfidf_model.pkl"  # comp before 2026-12 pickled the model: never unpickled
+MODEL_FORMAT = 2
 ABSENT_SCORE = -1.0e4  # the logit of a class that had no training rows in the fold
 SEPARATOR = " \n "  # between question and answer; the word tokenizer drops it
 
@@ -183,33 +186,83 @@ def tfidf_logits(model: TfidfModel, questions: list[str], answers: list[str]) ->
 # Saving and reloading
 
 
+def _terms_arrays(vectorizer: TfidfVectorizer) -> tuple[np.ndarray, np.ndarray]:
+    """The vocabulary in index order as UTF-8 bytes and their offsets: plain arrays."""
+    terms = sorted(vectorizer.vocabulary_, key=vectorizer.vocabulary_.__getitem__)
+    encoded = [term.encode("utf-8") for term in terms]
+    offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
+    offsets[1:] = np.cumsum([len(e) for e in encoded])
+    return np.frombuffer(b"".join(encoded), dtype=np.uint8), offsets
+
+
+def _terms(blob: np.ndarray, offsets: np.ndarray) -> dict[str, int]:
+    text = blob.tobytes()
+    return {text[offsets[i] : offsets[i + 1]].decode("utf-8"): i for i in range(len(offsets) - 1)}
+
+
 def save_model(model: TfidfModel, path: Path) -> None:
-    state = {"format": MODEL_FORMAT, **vars(model)}
+    arrays = {
+        "format": np.asarray(MODEL_FORMAT),
+        "vectorizers": np.asarray(len(model.vectorizers)),
+        "coef": model.coef,
+        "intercept": model.intercept,
+        "present": model.present,
+        "scale": np.asarray(model.scale),
+    }
+    for i, vectorizer in enumerate(model.vectorizers):
+        arrays[f"terms{i}"], arrays[f"offsets{i}"] = _terms_arrays(vectorizer)
+        arrays[f"idf{i}"] = vectorizer.idf_
     with atomic_path(path) as tmp, open(tmp, "wb") as handle:
-        pickle.dump(state, handle, protocol=pickle.HIGHEST_PROTOCOL)
+        np.savez(handle, **arrays)
 
 
-def load_model(path: Path) -> TfidfModel:
-    """A pickle written by `save_model` (pickles run code on load: only open your own runs)."""
+def _read_arrays(path: Path, retrain: str) -> dict[str, np.ndarray]:
+    """Every array of a model file, read without pickle (an object array is refused)."""
+    try:
+        with np.load(path, allow_pickle=False) as saved:
+            return {name: saved[name] for name in saved.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UnreadableFile(path, reason, retrain) from None
+
+
+def load_model(path: Path, cfg: TfidfConfig) -> TfidfModel:
+    """The model `save_model` wrote, its vectorizers rebuilt with the fold's settings `cfg`. A
+    pickle of an older comp is refused unopened; a file that is not what comp wrote is
+    UnreadableFile, naming the command that retrains the fold."""
     retrain = f"comp train --fold {path.parent.name.removeprefix('fold')} --force"
+    old = path.with_name(OLD_MODEL_FILE)
+    if not path.is_file() and old.is_file():
+        raise CompError(
+            f"{old}: a TF-IDF model pickled by an older comp; comp no longer opens pickles "
+            f"(loading one can run code): retrain the fold with `{retrain}`"
+        )
     if not path.is_file():
         raise CompError(f"{path}: not found; train this fold first (`{retrain}`)")
+    arrays = _read_arrays(path, retrain)
+    keys = ("format", "vectorizers", "coef", "intercept", "present", "scale")
+    if any(key not in arrays for key in keys) or int(arrays["format"]) != MODEL_FORMAT:
+        raise UnreadableFile(path, f"not a tfidf model of format {MODEL_FORMAT}", retrain)
+    vectorizers = build_vectorizers(cfg)
+    if len(vectorizers) != int(arrays["vectorizers"]):
+        raise UnreadableFile(path, "its analyzers differ from the fold's config.yaml", retrain)
     try:
-        with open(path, "rb") as handle:
-            state = pickle.load(handle)
-    except (OSError, EOFError, pickle.UnpicklingError) as exc:
-        raise UnreadableFile(path, str(exc), retrain) from None
-    if not isinstance(state, dict) or state.pop("format", None) != MODEL_FORMAT:
-        reason = f"not a tfidf model of format {MODEL_FORMAT}; retrain the fold"
-        raise UnreadableFile(path, reason, retrain)
-    return TfidfModel(**state)
+        for i, vectorizer in enumerate(vectorizers):
+            vectorizer.vocabulary_ = _terms(arrays[f"terms{i}"], arrays[f"offsets{i}"])
+            vectorizer.idf_ = arrays[f"idf{i}"]
+    except (KeyError, UnicodeDecodeError, ValueError) as exc:
+        raise UnreadableFile(path, f"a damaged vocabulary ({exc})", retrain) from None
+    present = arrays["present"].astype(bool)
+    return TfidfModel(
+        vectorizers, arrays["coef"], arrays["intercept"], present, float(arrays["scale"])
+    )
 
 
 # ---------------------------------------------------------------------------------------------
 # The model kind (comp.kinds)
 
-FOLD_FILES = (MODEL_FILE,)
-SCRATCH_FILES = ()
+FOLD_FILES = (MODEL_FILE, OLD_MODEL_FILE)
+SCRATCH_FILES = (OLD_MODEL_FILE,)  # an older comp's pickle: removed once the fold is retrained
 
 
 def shaping_config(config: Config, content: bool = True) -> dict:
@@ -285,5 +338,5 @@ def start(inputs: RunInputs, device: str | None, console: Console) -> TfidfRun:
 def predict(
     folder: Path, config: Config, tests: list[TestData], device: str, cache_dir: Path
 ) -> list[np.ndarray]:
-    model = load_model(Path(folder) / MODEL_FILE)
+    model = load_model(Path(folder) / MODEL_FILE, config.tfidf)
     return [tfidf_logits(model, t.questions, t.answers) for t in tests]

@@ -1,11 +1,18 @@
 """A fold's training checkpoints and best model: saving them (the last two checkpoints are
 kept), reading them back (an unreadable file is reported, never a traceback), and the RNG
-states that make a resumed run replay an uninterrupted one exactly (on a CPU)."""
+states that make a resumed run replay an uninterrupted one exactly (on a CPU).
+
+Files are read with `torch.load(weights_only=True)`: tensors, numbers, strings and plain
+containers only, so a planted file (a shared fold folder, a downloaded model) cannot run code
+when it is loaded; it is reported as unreadable instead. Everything comp saves is of those types
+(the numpy RNG state is kept as a tensor)."""
 
 from __future__ import annotations
 
 import os
+import pickle
 import random
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -21,9 +28,11 @@ def seed_everything(seed: int) -> None:
 
 
 def rng_state() -> dict:
+    """Every RNG's state in types `weights_only` loading accepts."""
+    kind, key, position, has_gauss, gauss = np.random.get_state()
     state = {
         "python": random.getstate(),
-        "numpy": np.random.get_state(),
+        "numpy": (kind, torch.from_numpy(key.astype(np.int64)), position, has_gauss, gauss),
         "torch": torch.get_rng_state(),
     }
     if torch.cuda.is_available():
@@ -33,7 +42,8 @@ def rng_state() -> dict:
 
 def set_rng_state(state: dict) -> None:
     random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    kind, key, position, has_gauss, gauss = state["numpy"]
+    np.random.set_state((kind, key.numpy().astype(np.uint32), position, has_gauss, gauss))
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
@@ -45,7 +55,8 @@ def save_torch(obj, path: Path) -> None:
 
 
 def load_torch(path: Path, device: torch.device | str = "cpu", mmap: bool = False):
-    return torch.load(path, map_location=device, weights_only=False, mmap=mmap)
+    """A file `save_torch` wrote; never runs code (`weights_only`), whatever the file holds."""
+    return torch.load(path, map_location=device, weights_only=True, mmap=mmap)
 
 
 class UnreadableCheckpoint(Exception):
@@ -56,8 +67,15 @@ def read_state(path: Path, keys: tuple[str, ...], device: torch.device | str = "
     """A dict saved by `save_torch` holding `keys`; UnreadableCheckpoint if the file is
     truncated, foreign or lacks a key (torch raises many types for a bad file)."""
     try:
-        state = load_torch(path, device)
-    except Exception as exc:  # noqa: BLE001 (EOFError, RuntimeError, UnpicklingError, ...)
+        with warnings.catch_warnings():  # about pickle protocols, in a file it then refuses
+            warnings.simplefilter("ignore", UserWarning)
+            state = load_torch(path, device)
+    except pickle.UnpicklingError:  # weights_only refused a type: not a file comp wrote
+        raise UnreadableCheckpoint(
+            f"{path} is unreadable (it holds objects other than tensors and numbers: not "
+            "written by this version of comp, or planted; it was not loaded)"
+        ) from None
+    except Exception as exc:  # noqa: BLE001 (EOFError, RuntimeError, ...)
         text = str(exc).strip()
         reason = text.splitlines()[0].split(". ")[0] if text else type(exc).__name__
         raise UnreadableCheckpoint(f"{path} is unreadable ({reason})") from None

@@ -15,7 +15,7 @@ from comp.data import TestData
 from comp.errors import CompError
 from comp.kinds.transformer.backbone import load_tokenizer
 from comp.kinds.transformer.batches import collate
-from comp.kinds.transformer.checkpoints import load_torch
+from comp.kinds.transformer.checkpoints import UnreadableCheckpoint, read_state
 from comp.kinds.transformer.distributed import resolve_device
 from comp.kinds.transformer.files import BACKBONE, BEST_MODEL
 from comp.kinds.transformer.model import Classifier, build_classifier
@@ -144,8 +144,12 @@ def load_fold_model(
     if not (folder / BEST_MODEL).is_file():
         raise CompError(f"{folder}: no {BEST_MODEL}; train this fold first (`comp train`)")
     model = build_classifier(fold_config, pretrained=False, backbone_dir=str(folder / BACKBONE))
-    saved = load_torch(folder / BEST_MODEL, device)
-    model.load_state_dict(saved["model"])
+    try:
+        saved = read_state(folder / BEST_MODEL, ("model",), device)
+        model.load_state_dict(saved["model"])
+    except (UnreadableCheckpoint, RuntimeError) as problem:  # RuntimeError: other tensors
+        retrain = f"comp train --fold {folder.name.removeprefix('fold')} --force"
+        raise CompError(f"{str(problem).splitlines()[0]}; retrain: `{retrain}`") from None
     return model.to(device), load_tokenizer(str(folder / BACKBONE))
 
 
