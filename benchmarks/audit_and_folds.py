@@ -34,9 +34,10 @@ import numpy as np
 import polars as pl
 from rich.console import Console
 
-from comp.config import dump_config, load_config
+from comp.config import dump_config
 from comp.data import load_train
 from comp.duplicates import normalised_rows
+from comp.kinds import load_config
 from comp.submit import score_submission
 
 ROOT = Path(__file__).resolve().parents[1]

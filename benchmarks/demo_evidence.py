@@ -24,10 +24,10 @@ import polars as pl
 from rich.console import Console
 from rich.table import Table
 
-from comp.config import load_config
 from comp.confusions import confusions_command
 from comp.demo.categories import CATEGORIES
 from comp.ensemble import run_ensemble
+from comp.kinds import load_config
 from comp.metrics import per_class_f1
 from comp.runs.frame import train_folds
 from comp.workspace import prepare_demo, workspace_overrides

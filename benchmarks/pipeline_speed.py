@@ -31,8 +31,9 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
-from comp.config import dump_config, load_config
+from comp.config import dump_config
 from comp.io import sha256_file
+from comp.kinds import load_config
 
 ROOT = Path(__file__).resolve().parents[1]
 COMP = [sys.executable, "-m", "comp.cli"]

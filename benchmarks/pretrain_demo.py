@@ -29,9 +29,9 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from comp.config import load_config
-from comp.kinds.transformer.files import PRETRAIN_METRICS
-from comp.kinds.transformer.pretrain import pretrain
+from comp.kinds import load_config
+from comp.neural.files import PRETRAIN_METRICS
+from comp.pretrain.run import pretrain
 from comp.progress import make_console
 from comp.runs.frame import train_folds
 from comp.workspace import prepare_demo

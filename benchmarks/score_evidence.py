@@ -26,11 +26,11 @@ from pathlib import Path
 
 from rich.console import Console
 
-from comp.config import load_config
 from comp.ensemble import run_ensemble
-from comp.kinds.transformer.files import PRETRAIN_METRICS
-from comp.kinds.transformer.pretrain import pretrain
+from comp.kinds import load_config
 from comp.leaderboard import leaderboard, print_leaderboard, sort_rows, write_csv
+from comp.neural.files import PRETRAIN_METRICS
+from comp.pretrain.run import pretrain
 from comp.runs.frame import train_folds
 from comp.workspace import prepare_demo
 

@@ -22,10 +22,10 @@ import polars as pl
 from rich.console import Console
 from rich.table import Table
 
-from comp.config import load_config
+from comp.kinds import load_config
+from comp.layout import OOF, fold_dir
 from comp.metrics import macro_f1
 from comp.runs.frame import train_folds
-from comp.runs.layout import OOF, fold_dir
 from comp.workspace import prepare_demo
 
 ROOT = Path(__file__).resolve().parents[1]

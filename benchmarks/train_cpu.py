@@ -21,9 +21,9 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-from comp.config import load_config
+from comp.kinds import load_config
+from comp.layout import METRICS, fold_dir
 from comp.runs.frame import train_folds
-from comp.runs.layout import METRICS, fold_dir
 from comp.workspace import prepare_demo, workspace_overrides
 
 ROOT = Path(__file__).resolve().parents[1]

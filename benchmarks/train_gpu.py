@@ -43,14 +43,13 @@ from rich.console import Console
 from rich.table import Table
 
 import comp.kinds.transformer.loop as loop_module
-from comp.config import load_config
 from comp.data import TestData, TrainData
 from comp.demo.generator import generate_demo
-from comp.kinds import RunInputs
-from comp.kinds.transformer.backbone import quiet_transformers, train_wordpiece
-from comp.kinds.transformer.inference import Batching, predict_logits
+from comp.kinds import RunInputs, load_config
 from comp.kinds.transformer.loop import EncodedRun, FoldTrainer
-from comp.kinds.transformer.token_cache import EncodedTexts
+from comp.neural.backbone import quiet_transformers, train_wordpiece
+from comp.neural.inference import Batching, predict_logits
+from comp.neural.token_cache import EncodedTexts
 from comp.text import split_qa
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -109,7 +108,7 @@ def build_workspace(work: Path, smoke: bool) -> dict:
 
 
 def load_data(work: Path, config) -> EncodedRun:
-    from comp.kinds.transformer.backbone import load_tokenizer
+    from comp.neural.backbone import load_tokenizer
 
     lengths = np.load(work / "lengths.npy")
     rng = np.random.default_rng(0)
@@ -253,8 +252,8 @@ def concurrent_rate(work: Path, processes: int, args) -> dict:
 
 def attention_first_calls(work: Path, meta: dict) -> dict:
     """ms of the first and the second forward+backward at a new width, per attention backend."""
-    from comp.kinds.transformer.inference import device_context
     from comp.kinds.transformer.model import build_classifier
+    from comp.neural.inference import device_context
 
     device = torch.device("cuda")
     config = variant_config(work, "syncfree32", 64, meta["max_len"])

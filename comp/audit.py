@@ -42,7 +42,7 @@ from comp.duplicates import (
 )
 from comp.extra import load_extra_files
 from comp.io import write_all_atomically
-from comp.runs.layout import CONFIG, PER_CLASS, audit_dir
+from comp.layout import CONFIG, PER_CLASS, audit_dir
 
 GROUPS, CONFLICTS, SUMMARY, FIGURE = (
     "groups.csv",

@@ -54,8 +54,7 @@ def config_options(command):
     )
     @functools.wraps(command)
     def wrapper(*args, config_paths, overrides, **kwargs):
-        from comp.config import load_config
-        from comp.kinds import check_kind
+        from comp.kinds import check_kind, load_config
 
         paths = list(config_paths) or [os.environ.get("COMP_CONFIG", DEFAULT_CONFIG)]
         config = load_config(paths, overrides)
@@ -136,7 +135,7 @@ def backbone_tiny(
 ) -> None:
     """Train a WordPiece tokenizer on the training text and save a small random BERT."""
     from comp.data import load_train
-    from comp.kinds.transformer.backbone import build_tiny_backbone, training_texts
+    from comp.neural.backbone import build_tiny_backbone, training_texts
 
     if hidden > 256:
         raise click.BadParameter("at most 256 for a tiny backbone", param_hint="--hidden")
@@ -165,7 +164,7 @@ def backbone_tiny(
 def pretrain(config, device: str | None, force: bool) -> None:
     """Continue masked-LM pretraining of the backbone on the competition's own text (train and
     test rows, no labels) into pretrain.out_dir; point model.backbone there to use it."""
-    from comp.kinds.transformer.pretrain import pretrain as run_pretraining
+    from comp.pretrain.run import pretrain as run_pretraining
 
     run_pretraining(config, device, force, _console())
 
@@ -176,7 +175,7 @@ def pretrain(config, device: str | None, force: bool) -> None:
 def backbone_check(config, rows: int) -> None:
     """Tokenize train rows with model.backbone's tokenizer and comp's flags (model.lowercase,
     model.strip_accents): Arabic letter forms kept and the [UNK] share; exit 2 if any is lost."""
-    from comp.kinds.transformer.tokenizer_check import check_command
+    from comp.neural.tokenizer_check import check_command
 
     check_command(config, rows, _console())
 
@@ -252,8 +251,8 @@ def ensemble(
 def report(config, name: str | None) -> None:
     """PNG figures of an ensemble: per-class F1 vs count, confusions, per-fold scores."""
     from comp.folds import label_names
+    from comp.layout import METRICS, ensemble_dir
     from comp.report import write_report
-    from comp.runs.layout import METRICS, ensemble_dir
 
     if name:
         config.ensemble.name = name

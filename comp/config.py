@@ -1,18 +1,23 @@
 """Typed configuration: dataclass defaults, YAML files merged on top, `--set key=value` on top of
 that. Unknown keys and values of the wrong type are errors that name the key.
 
-The defaults are the seed paper's recipe for AbjadMed (README, "The recipe"); `configs/*.yaml`
-restate or change them per competition.
+This module holds the core sections (data, folds, model, train, ensemble, ...); a model kind owns
+its own section (`Section`: its dataclass and checks live with the kind) and the loader is handed
+them: `comp.kinds.load_config` hands over every registered kind's. The defaults are the seed
+paper's recipe for AbjadMed (docs/recipes.md); `configs/*.yaml` restate or change them per
+competition. docs/config.md is generated from the field comments here and in the kinds.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import types
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import yaml
 
@@ -91,7 +96,7 @@ ADDED_KEY_DEFAULTS = {"model.pooling": "cls"}
 
 @dataclass
 class ModelConfig:
-    kind: str = "transformer"  # a model kind of comp.kinds.KINDS: transformer | tfidf
+    kind: str = "transformer"  # a model kind of comp.kinds.KINDS: transformer | tfidf | knn | probe
     backbone: str = "UBC-NLP/ARBERTv2"  # hub id or local folder (from_pretrained format)
     max_len: int = 512
     answer_min_tokens: int = 50  # head-tail truncation keeps at least this much answer
@@ -102,34 +107,6 @@ class ModelConfig:
     # MARBERTv2 ship do_lower_case: true, which also strips accents: أ, إ, آ become ا.
     lowercase: bool | None = None
     strip_accents: bool | None = None
-
-
-@dataclass
-class TfidfConfig:
-    """model.kind: tfidf, a fast classical model trained in the same fold frame."""
-
-    word_ngram_max: int = 2  # word n-grams 1..word_ngram_max
-    char_ngram_min: int = 0  # character n-grams (char_wb) min..max; 0 turns them off
-    char_ngram_max: int = 0
-    min_df: int = 2
-    max_features: int = 200_000  # per analyzer
-    sublinear_tf: bool = True
-    classifier: str = "logreg"  # logreg | svm (LinearSVC, scores used as logits)
-    c: float = 0.5  # inverse regularisation strength (tuned on the full-size demo)
-    class_weight: str = "balanced"  # balanced | none
-    seed: int = 42  # liblinear's shuffling of the rows
-
-
-@dataclass
-class KnnConfig:
-    """kNN retrieval over a transformer fold's training rows, as the experiment
-    <experiment>_knn (model.kind: knn)."""
-
-    enabled: bool = False  # comp train also derives <train.experiment>_knn from the transformer
-    base_experiment: str = ""  # model.kind knn: the transformer experiment to retrieve with
-    k: int = 20  # neighbours a query's class scores come from
-    temperature: float = 0.05  # softmax over the neighbours' cosine similarities divided by it
-    pooling: str = "head"  # head (as model.pooling) | cls | mean (over real tokens)
 
 
 @dataclass
@@ -220,12 +197,37 @@ class Config:
     folds: FoldsConfig = field(default_factory=FoldsConfig)
     dedup: DedupConfig = field(default_factory=DedupConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
-    tfidf: TfidfConfig = field(default_factory=TfidfConfig)
-    knn: KnnConfig = field(default_factory=KnnConfig)
     pretrain: PretrainConfig = field(default_factory=PretrainConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     ensemble: EnsembleConfig = field(default_factory=EnsembleConfig)
     submit: SubmitConfig = field(default_factory=SubmitConfig)
+
+    SECTIONS: ClassVar[tuple[Section, ...]] = ()  # the kinds' own sections this class holds
+
+
+@dataclass(frozen=True)
+class Section:
+    """A config section that a model kind owns: `name:` in YAML, built as the dataclass `type`,
+    checked by `checks(config)` (a list of (ok, message) pairs)."""
+
+    name: str
+    type: type
+    checks: Callable[[Any], list[tuple[bool, str]]] = lambda config: []
+
+
+@functools.cache
+def config_class(sections: tuple[Section, ...] = ()) -> type[Config]:
+    """`Config` with the given kinds' sections as fields of their own (after the core ones)."""
+    if not sections:
+        return Config
+    names = [s.name for s in sections]
+    taken = sorted(set(names) & {f.name for f in dataclasses.fields(Config)})
+    if taken or len(set(names)) != len(names):
+        raise ConfigError(f"config sections {taken or names}: each name may be used only once")
+    fields = [(s.name, s.type, field(default_factory=s.type)) for s in sections]
+    cls = dataclasses.make_dataclass("Config", fields, bases=(Config,))
+    cls.__module__, cls.SECTIONS = __name__, sections
+    return cls
 
 
 # ---------------------------------------------------------------------------------------------
@@ -288,17 +290,17 @@ def _build(cls: type, values: Any, prefix: str) -> Any:
     return cls(**kwargs)
 
 
-def _field_type(path: list[str]) -> Any:
+def _field_type(path: list[str], cls: type = Config) -> Any:
     """The declared type of a dotted key, or a ConfigError naming the unknown part."""
-    tp: Any = Config
+    tp: Any = cls
     for depth, name in enumerate(path):
         if not dataclasses.is_dataclass(tp):
             break
         hints = typing.get_type_hints(tp)
-        if name not in hints:
+        names = {f.name for f in dataclasses.fields(tp)}
+        if name not in names:
             key = ".".join(path[: depth + 1])
-            known = ", ".join(sorted(hints))
-            raise ConfigError(f"unknown config key '{key}' (known: {known})")
+            raise ConfigError(f"unknown config key '{key}' (known: {', '.join(sorted(names))})")
         tp = hints[name]
     return tp
 
@@ -313,7 +315,7 @@ def _merge(base: dict, update: dict) -> dict:
     return merged
 
 
-def parse_override(override: str) -> tuple[list[str], Any]:
+def parse_override(override: str, cls: type = Config) -> tuple[list[str], Any]:
     """`section.key=value` -> (['section', 'key'], typed value). Values are YAML, except for
     string fields, which take the text as written (so `--set folds.name=2024` stays a string)."""
     key, sep, raw = override.partition("=")
@@ -321,7 +323,7 @@ def parse_override(override: str) -> tuple[list[str], Any]:
     if not sep or not key:
         raise ConfigError(f"--set {override!r}: expected section.key=value")
     path = key.split(".")
-    tp = _field_type(path)
+    tp = _field_type(path, cls)
     if tp is str:
         return path, raw
     try:
@@ -351,13 +353,19 @@ def read_yaml(path: str | Path) -> dict:
     return loaded
 
 
-def load_config(paths: typing.Sequence[str | Path] = (), overrides: typing.Sequence[str] = ()):
-    """Defaults, then each YAML file in order, then each `key=value` override."""
+def load_config(
+    paths: typing.Sequence[str | Path] = (),
+    overrides: typing.Sequence[str] = (),
+    sections: tuple[Section, ...] = (),
+) -> Config:
+    """Defaults, then each YAML file in order, then each `key=value` override; the core
+    sections and the given kinds' `sections` (see `comp.kinds.load_config`)."""
+    cls = config_class(tuple(sections))
     raw: dict = {}
     for path in paths:
         try:
             layer = read_yaml(path)
-            _build(Config, _merge(raw, layer), "")  # name the file that brought a bad key
+            _build(cls, _merge(raw, layer), "")  # name the file that brought a bad key
         except ConfigError as exc:
             message = str(exc)
             raise ConfigError(
@@ -365,15 +373,15 @@ def load_config(paths: typing.Sequence[str | Path] = (), overrides: typing.Seque
             ) from None
         raw = _merge(raw, layer)
     for override in overrides:
-        path, value = parse_override(override)
+        path, value = parse_override(override, cls)
         raw = _merge(raw, _nest(path, value))
-    config = _build(Config, raw, "")
+    config = _build(cls, raw, "")
     validate(config)
     return config
 
 
 def validate(config: Config) -> None:
-    """Checks of values that a type alone cannot express."""
+    """Checks of values that a type alone cannot express: the core's and each kind section's."""
     checks = [
         (config.data.num_labels >= 2, "data.num_labels must be at least 2"),
         (config.folds.k >= 2, "folds.k must be at least 2"),
@@ -386,8 +394,6 @@ def validate(config: Config) -> None:
         ),
         (config.model.head in ("linear", "cosine"), "model.head must be linear or cosine"),
         (config.model.pooling in ("cls", "mean"), "model.pooling must be cls or mean"),
-        (config.tfidf.classifier in ("logreg", "svm"), "tfidf.classifier must be logreg or svm"),
-        (config.tfidf.class_weight in ("balanced", "none"), "tfidf.class_weight: balanced or none"),
         (config.train.loss in ("ldam_drw", "ce"), "train.loss must be ldam_drw or ce"),
         (
             config.train.batch_size % config.train.grad_accum == 0,
@@ -405,9 +411,6 @@ def validate(config: Config) -> None:
             "train.attention must be efficient, flash, cudnn, math or default",
         ),
         (config.train.log_every >= 1, "train.log_every must be at least 1"),
-        (config.knn.k >= 1, "knn.k must be at least 1"),
-        (config.knn.temperature > 0, "knn.temperature must be positive"),
-        (config.knn.pooling in ("head", "cls", "mean"), "knn.pooling: head, cls or mean"),
         (config.train.max_nonfinite_steps >= 1, "train.max_nonfinite_steps must be at least 1"),
         (
             config.train.eval_every >= 1 and config.train.checkpoint_every >= 1,
@@ -423,6 +426,8 @@ def validate(config: Config) -> None:
             "train.boost_classes: every id must be in 0..data.num_labels-1",
         ),
     ]
+    for section in type(config).SECTIONS:
+        checks += section.checks(config)
     for ok, message in checks:
         if not ok:
             raise ConfigError(message)

@@ -31,7 +31,7 @@ from comp.ensemble import read_chosen_logits
 from comp.errors import CompError
 from comp.folds import label_names
 from comp.io import write_text_atomically
-from comp.runs.layout import OOF, ensemble_dir
+from comp.layout import OOF, ensemble_dir
 
 DEFAULT_THRESHOLD = 0.1  # >= 10% of one class's rows predicted as the other
 DEFAULT_MIN_ROWS = 5  # rows confused between the two classes, both directions together

@@ -23,8 +23,7 @@ from comp.config import Config, EnsembleConfig, write_config
 from comp.errors import CompError
 from comp.folds import TRAIN_ONLY, FoldAssignment, folds_paths, load_fold_assignment
 from comp.io import read_json, write_all_atomically
-from comp.metrics import class_counts, macro_f1_from_counts
-from comp.runs.layout import (
+from comp.layout import (
     CONFIG,
     METRICS,
     OOF,
@@ -33,6 +32,7 @@ from comp.runs.layout import (
     ensemble_dir,
     fold_dir,
 )
+from comp.metrics import class_counts, macro_f1_from_counts
 from comp.runs.outputs import read_logits_parquet
 
 

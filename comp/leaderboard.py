@@ -23,7 +23,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from comp.config import Config, load_config
+from comp.config import Config
 from comp.ensemble import (
     class_counts_by_fold,
     class_log_prior,
@@ -35,9 +35,9 @@ from comp.ensemble import (
 from comp.errors import CompError
 from comp.folds import load_fold_assignment
 from comp.io import read_json, read_parquet, write_text_atomically
-from comp.kinds import get_kind
+from comp.kinds import get_kind, load_config
+from comp.layout import CONFIG, ENSEMBLES, METRICS, OOF, fold_dir
 from comp.metrics import macro_f1_from_counts
-from comp.runs.layout import CONFIG, ENSEMBLES, METRICS, OOF
 
 # what --sort accepts: the column, and whether larger is better
 SORTS = {
@@ -139,7 +139,7 @@ def experiment_row(folder: Path, runs_dir: str, settings: Config, tail_rows: int
         config = _run_config(configs[0], runs_dir)
         config.ensemble = dataclasses.replace(settings.ensemble)
         k = config.folds.k
-        finished = [f for f in range(k) if (folder / f"fold{f}" / METRICS).is_file()]
+        finished = [f for f in range(k) if (fold_dir(config, f, folder.name) / METRICS).is_file()]
         row.folds, row.keys = len(finished), experiment_keys(config)
         if len(finished) < k:
             row.state = f"unfinished ({len(finished)}/{k} folds)"
@@ -151,7 +151,10 @@ def experiment_row(folder: Path, runs_dir: str, settings: Config, tail_rows: int
         _, adjusted, _ = cross_fit_tau(p.oof, y, fold_ids, log_prior, tau_grid(config.ensemble), k)
         counts = np.bincount(folds.labels, minlength=config.data.num_labels)
         _set(row, oof_scores(y, fold_ids, p.oof, adjusted, counts, tail_rows))
-        walls = [read_json(folder / f"fold{f}" / METRICS, "comp train")["wall_s"] for f in range(k)]
+        walls = [
+            read_json(fold_dir(config, f, folder.name) / METRICS, "comp train")["wall_s"]
+            for f in range(k)
+        ]
         row.wall_s, row.state = float(sum(walls)), "finished"
     except READ_ERRORS as error:
         row.state = f"unreadable: {_one_line(error)}"

@@ -9,7 +9,8 @@ from rich.console import Console
 from comp.config import Config
 from comp.folds import folds_paths
 from comp.io import read_json
-from comp.runs.layout import COMBINED, METRICS, ensemble_dir, experiment_dir, submission_path
+from comp.kinds import get_kind
+from comp.layout import COMBINED, METRICS, ensemble_dir, experiment_dir, submission_path
 
 
 def is_demo(config: Config) -> bool:
@@ -17,11 +18,16 @@ def is_demo(config: Config) -> bool:
     return Path(config.data.train).parent == Path(config.demo.out_dir)
 
 
+def uses_backbone(config: Config) -> bool:
+    """The configured kind reads model.backbone (so make builds or pretrains it first)."""
+    return get_kind(config.model.kind).USES_BACKBONE
+
+
 def pretrains(config: Config) -> bool:
-    """The config asks `make` for `comp pretrain`: a transformer whose model.backbone is
-    pretrain.out_dir."""
+    """The config asks `make` for `comp pretrain`: a kind that reads model.backbone, and
+    model.backbone is pretrain.out_dir."""
     out = config.pretrain.out_dir
-    return config.model.kind == "transformer" and bool(out) and config.model.backbone == out
+    return uses_backbone(config) and bool(out) and config.model.backbone == out
 
 
 def tiny_backbone(config: Config) -> str:
@@ -29,7 +35,7 @@ def tiny_backbone(config: Config) -> str:
     starts from, when it is a folder inside the demo folder."""
     start = config.pretrain.backbone if pretrains(config) else config.model.backbone
     inside = Path(config.demo.out_dir) in Path(start).parents
-    return start if config.model.kind == "transformer" and is_demo(config) and inside else ""
+    return start if uses_backbone(config) and is_demo(config) and inside else ""
 
 
 def make_variables(config: Config) -> dict[str, str]:

@@ -9,7 +9,7 @@ import polars as pl
 
 from comp.errors import CompError
 from comp.io import atomic_path, read_json, read_parquet
-from comp.runs.layout import METRICS, OOF, PER_CLASS
+from comp.layout import METRICS, OOF, PER_CLASS
 
 
 def _save(fig, path: Path) -> None:

@@ -42,14 +42,14 @@ from comp.data import read_csv as read_data_csv
 from comp.ensemble import read_chosen_logits
 from comp.errors import CompError
 from comp.io import atomic_path, write_all_atomically
-from comp.metrics import macro_f1
-from comp.runs.layout import (
+from comp.layout import (
     COMBINED,
     TEST_LOGITS,
     ensemble_dir,
     submission_config_path,
     submission_path,
 )
+from comp.metrics import macro_f1
 
 USAGES = ("Public", "Private")  # the answer key's Usage values
 TOP_LABELS = 5  # labels shown in the histogram of each written submission

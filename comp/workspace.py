@@ -33,7 +33,7 @@ def prepare_demo(config: Config, backbone_dir: Path | None = None, **backbone_op
     train = load_train(config.data)
     make_folds(config, train)
     if backbone_dir is not None:
-        from comp.kinds.transformer.backbone import build_tiny_backbone, training_texts
+        from comp.neural.backbone import build_tiny_backbone, training_texts
 
         build_tiny_backbone(training_texts(train), backbone_dir, **backbone_options)
     return train

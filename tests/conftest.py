@@ -65,7 +65,7 @@ def small_competition(tmp_path: Path) -> Config:
 
 def demo_config(root: Path, **train_overrides) -> Config:
     """A two-fold demo competition config under `root`, small enough for a CPU test."""
-    from comp.config import load_config
+    from comp.kinds import load_config
 
     overrides = {
         "data.train": root / "demo" / "shared_task_train.csv",

@@ -15,6 +15,9 @@ from comp.data import TestData
 from comp.io import atomic_path
 from comp.kinds import FoldFit, RunInputs
 
+SECTION = None  # no settings of its own
+USES_BACKBONE = False
+ENCODER_FOLDS = False
 FOLD_FILES = ("prior.npy",)
 SCRATCH_FILES = ()
 
@@ -50,3 +53,7 @@ def predict(
 ) -> list[np.ndarray]:
     log_prior = np.load(Path(folder) / FOLD_FILES[0])
     return [np.tile(log_prior, (len(t), 1)) for t in tests]
+
+
+def derived_configs(config: Config) -> list[Config]:
+    return []

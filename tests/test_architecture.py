@@ -95,12 +95,18 @@ LAYERS = [
             "comp.calibration",
             "comp.progress",
             "comp.locks",
+            "comp.layout",
+            "comp.events",
+            "comp.tensorboard",
         ),
     ),
     ("inputs", ("comp.text", "comp.data", "comp.duplicates", "comp.extra", "comp.folds")),
     ("demo", ("comp.demo",)),
+    ("neural", ("comp.neural",)),
     ("kinds", ("comp.kinds",)),
+    ("pretraining", ("comp.pretrain",)),
     ("fold frame", ("comp.runs",)),
+    ("tuning", ("comp.tune",)),
     (
         "after training",
         (
@@ -135,10 +141,21 @@ def test_layers_import_from_their_own_layer_and_above_only():
     assert not upward, upward
 
 
-def test_only_the_transformer_kind_and_the_surface_import_the_transformer():
-    for name, targets in import_graph().items():
-        if any(t.startswith("comp.kinds.transformer") for t in targets):
-            assert name.startswith(("comp.kinds.transformer", "comp.cli", "comp.workspace")), name
+def kind_of(module: str) -> str | None:
+    """The kind a module belongs to (comp.kinds.<kind>[.<part>]); None for the registry."""
+    parts = module.split(".")
+    return parts[2] if len(parts) > 2 and parts[:2] == ["comp", "kinds"] else None
+
+
+def test_a_kind_imports_the_shared_layers_never_another_kind():
+    crossing = [
+        f"{name} imports {target}"
+        for name, targets in import_graph().items()
+        for target in targets
+        if kind_of(target) is not None and kind_of(target) != kind_of(name)
+    ]
+    assert kind_of("comp.kinds.transformer.loop") == "transformer" and kind_of("comp.kinds") is None
+    assert not crossing, crossing
 
 
 def test_no_function_is_longer_than_100_lines():
@@ -164,9 +181,9 @@ def test_the_tfidf_kind_and_the_frame_do_not_import_torch():
         "import comp.kinds.tfidf, comp.runs.frame, comp.ensemble, comp.audit, comp.folds"
     )
     assert not imports_torch(
-        "from comp.config import Config\n"
+        "from comp.kinds import default_config\n"
         "from comp.runs.frame import fold_fingerprint\n"
-        "fold_fingerprint(Config())  # the transformer's fingerprint, without torch"
+        "fold_fingerprint(default_config())  # the transformer's fingerprint, without torch"
     )
     assert imports_torch("import comp.kinds.transformer.run")  # the probe can see torch
 

@@ -9,7 +9,7 @@ from rich.console import Console
 from comp import config as cfg
 from comp.audit import CONFLICTS, FIGURE, GROUPS, SUMMARY, audit_data, print_audit
 from comp.config import Config, DataConfig
-from comp.runs.layout import CONFIG, PER_CLASS
+from comp.layout import CONFIG, PER_CLASS
 from tests.conftest import SHARED, qa, write_csv
 
 Q1 = "اعاني من صداع شديد في الراس منذ ثلاثة ايام مع غثيان"

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from comp.kinds.transformer.backbone import (
+from comp.neural.backbone import (
     SPECIAL_TOKENS,
     BackboneError,
     build_tiny_backbone,
@@ -10,7 +10,7 @@ from comp.kinds.transformer.backbone import (
     load_tokenizer,
     train_wordpiece,
 )
-from comp.kinds.transformer.token_cache import encode_cached, encode_pairs
+from comp.neural.token_cache import encode_cached, encode_pairs
 
 TEXTS = [
     "أعاني من ألم في الأسنان منذ ٣ أيام، هل أذهب إلى الطبيب؟",

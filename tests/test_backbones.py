@@ -9,8 +9,9 @@ from click.testing import CliRunner
 from transformers import BertTokenizerFast
 
 from comp.cli import main
-from comp.config import dump_config, load_config
-from comp.kinds.transformer.backbone import (
+from comp.config import dump_config
+from comp.kinds import load_config
+from comp.neural.backbone import (
     LETTER_FORMS,
     letter_forms_kept,
     load_tokenizer,

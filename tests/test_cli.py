@@ -275,7 +275,7 @@ def test_ensemble_report_submit_check_and_score(trained_root, trained_copy, tmp_
 
 
 def test_confusions_command_writes_a_loadable_fragment(trained_root, trained_copy, tmp_path):
-    from comp.config import load_config
+    from comp.kinds import load_config
     from tests.conftest import trained_copy_config
 
     config = trained_copy_config(trained_root, trained_copy)

@@ -2,7 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from comp.config import Config, ConfigError, dump_config, load_config
+from comp.config import ConfigError, dump_config
+from comp.kinds import default_config, load_config
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -84,4 +85,4 @@ def test_resolved_config_round_trips(tmp_path):
     dumped = write(tmp_path / "resolved.yaml", dump_config(config))
     assert load_config([dumped]) == config
     assert "السؤال" in dumped.read_text(encoding="utf-8")
-    assert load_config([dumped]) != Config()
+    assert load_config([dumped]) != default_config()

@@ -6,7 +6,7 @@ import polars as pl
 import pytest
 from rich.console import Console
 
-from comp.config import Config, load_config
+from comp.config import Config
 from comp.confusions import (
     ConfusionsError,
     confusion_matrix,
@@ -18,6 +18,7 @@ from comp.demo.categories import CONFUSABLE_GROUPS, LABEL_BY_ENGLISH
 from comp.ensemble import EnsembleError
 from comp.errors import CompError
 from comp.folds import folds_paths
+from comp.kinds import default_config, load_config
 
 DEMO_YAML = Path(__file__).resolve().parents[1] / "configs" / "demo.yaml"
 
@@ -227,7 +228,7 @@ NAMES = ["Alpha", "Beta", "Gamma", "Delta", "Epsilon", "Zeta"]
 
 
 def command_config(root: Path) -> Config:
-    config = Config()
+    config = default_config()
     config.data.num_labels = 6
     config.train.runs_dir = str(root / "runs")
     config.folds.dir, config.folds.name = str(root / "folds"), "t"

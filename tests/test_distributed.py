@@ -10,7 +10,7 @@ import sys
 import polars as pl
 
 from comp.config import dump_config
-from comp.kinds.transformer.distributed import Dist, shard
+from comp.neural.distributed import Dist, shard
 from tests.conftest import demo_config
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "COLUMNS": "200"}

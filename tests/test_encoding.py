@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from comp.kinds.transformer.encoding import length_bucketed_batches, pad_batch, pair_input_ids
+from comp.neural.encoding import length_bucketed_batches, pad_batch, pair_input_ids
 
 CLS, SEP = 1, 2
 

@@ -7,13 +7,13 @@ import numpy as np
 import pytest
 from rich.console import Console
 
-from comp.config import Config, ConfigError, DataConfig, ExtraTrain, load_config
+from comp.config import Config, ConfigError, DataConfig, ExtraTrain
 from comp.data import DataError, load_tests, load_train
 from comp.extra import EXTRA_FOLD, add_extra_train, extra_shaping, load_extra_file
 from comp.folds import load_folds
-from comp.kinds import RunInputs
+from comp.kinds import RunInputs, load_config
+from comp.layout import METRICS, fold_dir
 from comp.runs.frame import train_folds
-from comp.runs.layout import METRICS, fold_dir
 from tests.conftest import demo_config, qa, write_csv
 
 QUIET = Console(quiet=True)

@@ -171,8 +171,8 @@ def planted_competition(tmp_path):
     """A small demo competition with its planted duplicates (exact, normalised and near)."""
     from rich.console import Console
 
-    from comp.config import load_config
     from comp.demo.writer import write_demo_files
+    from comp.kinds import load_config
 
     config = load_config(
         [],

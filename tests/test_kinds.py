@@ -8,17 +8,17 @@ import polars as pl
 import pytest
 from rich.console import Console
 
+from comp.config import Section
 from comp.config import TestSet as NamedTestSet
-from comp.config import load_config
 from comp.data import load_tests, load_train
 from comp.ensemble import run_ensemble
 from comp.errors import CompError
 from comp.folds import load_fold_assignment
 from comp.io import read_json
-from comp.kinds import KINDS, check_kind, get_kind
+from comp.kinds import KINDS, check_kind, get_kind, load_config
+from comp.layout import CONFIG, METRICS, OOF, TEST_LOGITS, fold_dir
 from comp.metrics import macro_f1
 from comp.runs.frame import train_folds
-from comp.runs.layout import CONFIG, METRICS, OOF, TEST_LOGITS, fold_dir
 from comp.runs.predict import predict_folds
 from tests.conftest import TRAINED, copy_workspace, demo_config, trained_copy_config
 
@@ -63,13 +63,17 @@ def finished(request, trained_root, tmp_path, monkeypatch):
     return config, train_folds(config, [0, 1], "cpu", False, QUIET)
 
 
-def test_every_kind_is_found_and_an_unknown_one_is_a_config_error():
+def test_every_kind_keeps_the_protocol_and_an_unknown_one_is_a_config_error(monkeypatch):
+    monkeypatch.setitem(KINDS, TEST_KIND, "tests.prior_kind")
     for name in KINDS:
         kind = get_kind(name)
         assert isinstance(kind.FOLD_FILES, tuple) and set(kind.SCRATCH_FILES) <= set(
             kind.FOLD_FILES
         )
-        assert all(callable(getattr(kind, f)) for f in ("shaping_config", "start", "predict"))
+        functions = ("shaping_config", "start", "predict", "derived_configs")
+        assert all(callable(getattr(kind, f)) for f in functions), name
+        assert isinstance(kind.USES_BACKBONE, bool) and isinstance(kind.ENCODER_FOLDS, bool)
+        assert kind.SECTION is None or isinstance(kind.SECTION, Section), name
     with pytest.raises(CompError, match="model.kind 'svm': unknown"):
         check_kind("svm")
 

@@ -11,7 +11,7 @@ from rich.console import Console
 
 from comp.cli import main
 from comp.config import dump_config
-from comp.kinds.transformer import knn
+from comp.kinds import knn
 from comp.runs.frame import fold_dir, fold_fingerprint, load_run_inputs
 from tests.conftest import TRAINED, trained_copy_config
 
@@ -85,9 +85,8 @@ def test_knn_enabled_writes_the_derived_experiment(trained_root, trained_copy, t
 
 
 def test_the_knn_fingerprint_follows_its_keys_and_its_trained_base(trained_root, trained_copy):
-    from comp.runs.layout import CONFIG
+    from comp.layout import CONFIG
 
-    assert knn.FOLD_CONFIG == CONFIG
     settings = {"model.kind": "knn", "knn.base_experiment": "two_folds"}
     config = trained_copy_config(trained_root, trained_copy, **settings)
     base = fold_fingerprint(config)

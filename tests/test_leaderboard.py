@@ -102,8 +102,8 @@ def test_runs_command_prints_the_table_and_writes_csv(workspace, tmp_path):
 
 
 def test_the_keys_shown_never_hash_a_backbone_folder(demo_root, monkeypatch):
-    from comp.kinds.transformer import files
     from comp.leaderboard import experiment_keys
+    from comp.neural import files
     from comp.runs.frame import fold_fingerprint
     from tests.conftest import demo_config
 

@@ -16,15 +16,15 @@ import torch
 from rich.console import Console
 
 from comp.config import dump_config
-from comp.kinds.transformer.batches import collate
-from comp.kinds.transformer.files import BACKBONE, BEST_MODEL, CHECKPOINT, PREVIOUS_CHECKPOINT
 from comp.kinds.transformer.loop import DivergedError, FoldTrainer
 from comp.kinds.transformer.model import Classifier
 from comp.kinds.transformer.run import encode_run
-from comp.kinds.transformer.token_cache import EncodedTexts
+from comp.layout import METRICS, OOF, fold_dir
 from comp.metrics import macro_f1
+from comp.neural.batches import collate
+from comp.neural.files import BACKBONE, BEST_MODEL, CHECKPOINT, PREVIOUS_CHECKPOINT
+from comp.neural.token_cache import EncodedTexts
 from comp.runs.frame import fold_fingerprint, load_run_inputs, train_folds
-from comp.runs.layout import METRICS, OOF, fold_dir
 from tests.conftest import TRAINED, demo_config, tiny_bert
 
 QUIET = Console(quiet=True)
@@ -125,8 +125,8 @@ GRADIENT_CHECK = {
 def step_gradients(config_path: str, epoch: int, world: int = 1) -> dict[str, torch.Tensor]:
     """The gradients one optimiser step would apply, on a fixed batch, with dropout off; run
     as one of `world` gloo ranks when world > 1 (tests/ddp_gradients.py)."""
-    from comp.config import load_config
-    from comp.kinds.transformer.distributed import Dist
+    from comp.kinds import load_config
+    from comp.neural.distributed import Dist
 
     config = load_config([config_path])
     data = encode_run(load_run_inputs(config, fold_fingerprint(config)))
@@ -338,7 +338,7 @@ def test_padding_to_a_multiple_leaves_the_logits_unchanged():
 
 def test_evaluation_pads_to_the_multiple_but_never_past_max_len():
     from comp.config import Config
-    from comp.kinds.transformer.inference import Batching, predict_logits
+    from comp.neural.inference import Batching, predict_logits
 
     config = Config()
     config.model.max_len, config.train.pad_multiple = 50, 48  # 48 rounds 49 up to 96

@@ -5,7 +5,7 @@ import torch
 from torch import nn
 from transformers import BertConfig, BertForSequenceClassification, BertModel
 
-from comp.kinds.transformer.optim import linear_warmup_decay, llrd_param_groups
+from comp.neural.optim import linear_warmup_decay, llrd_param_groups
 
 HEAD_LR, XI, WD = 1e-3, 0.9, 0.01
 

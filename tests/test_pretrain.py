@@ -16,18 +16,19 @@ from rich.console import Console
 from safetensors.torch import load_file
 
 from comp.cli import main
-from comp.config import dump_config, load_config
+from comp.config import dump_config
 from comp.errors import CompError
-from comp.kinds.transformer.backbone import (
+from comp.kinds import load_config
+from comp.locks import BusyError, folder_lock
+from comp.makefile import make_variables
+from comp.neural.backbone import (
     load_pretrained_backbone,
     load_tokenizer,
     train_wordpiece,
 )
-from comp.kinds.transformer.files import CHECKPOINT, PRETRAIN_CONFIG, PRETRAIN_METRICS
-from comp.kinds.transformer.masking import IGNORE, mask_spec, mask_tokens
-from comp.kinds.transformer.pretrain import plan_pretraining, pretrain
-from comp.locks import BusyError, folder_lock
-from comp.makefile import make_variables
+from comp.neural.files import CHECKPOINT, PRETRAIN_CONFIG, PRETRAIN_METRICS
+from comp.pretrain.masking import IGNORE, mask_spec, mask_tokens
+from comp.pretrain.run import plan_pretraining, pretrain
 from comp.runs.frame import fold_fingerprint
 from tests.conftest import demo_config
 
@@ -188,7 +189,7 @@ def test_a_second_pretraining_of_the_same_folder_exits_2_at_once(demo_root, tmp_
 
 @pytest.mark.filterwarnings("ignore:Detected call of:UserWarning")  # every step is skipped
 def test_non_finite_losses_stop_pretraining_and_write_nothing(demo_root, tmp_path, monkeypatch):
-    import comp.kinds.transformer.mlm as mlm
+    import comp.pretrain.mlm as mlm
 
     def nan_loss(logits, labels):
         return logits.sum() * float("nan")
@@ -206,7 +207,7 @@ def test_non_finite_losses_stop_pretraining_and_write_nothing(demo_root, tmp_pat
         ({"pretrain.out_dir": ""}, "pretrain.out_dir is empty"),
         ({"pretrain.mask_rate": 1.5}, "pretrain.mask_rate must be in"),
         ({"pretrain.backbone": "", "model.backbone": "x"}, "needs pretrain.backbone"),
-        ({"model.kind": "tfidf"}, "comp pretrain pretrains a transformer"),
+        ({"model.kind": "tfidf"}, "model.kind tfidf does not read"),
     ],
 )
 def test_bad_pretrain_settings_exit_2_naming_the_key(demo_root, tmp_path, settings, message):
@@ -255,7 +256,7 @@ def test_a_tokenizer_without_a_mask_token_names_the_setting_to_change():
     from types import SimpleNamespace
 
     from comp.errors import CompError
-    from comp.kinds.transformer.masking import mask_spec
+    from comp.pretrain.masking import mask_spec
 
     with pytest.raises(CompError, match=r"pretrain\.backbone: .*no \[MASK\] token"):
         mask_spec(SimpleNamespace(mask_token_id=None), 0.15, True)

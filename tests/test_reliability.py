@@ -20,10 +20,10 @@ from comp.cli import main
 from comp.config import dump_config
 from comp.errors import CompError
 from comp.kinds import FoldFit
-from comp.kinds.transformer.files import CHECKPOINT, PREVIOUS_CHECKPOINT
+from comp.layout import METRICS, OOF, TEST_LOGITS, fold_dir
 from comp.locks import LOCK
+from comp.neural.files import CHECKPOINT, PREVIOUS_CHECKPOINT
 from comp.runs.frame import fold_fingerprint, load_run_inputs, train_folds
-from comp.runs.layout import METRICS, OOF, TEST_LOGITS, fold_dir
 from comp.runs.outputs import write_fold_outputs
 from tests.conftest import copy_workspace, demo_config
 

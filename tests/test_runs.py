@@ -10,6 +10,7 @@ from comp.data import load_train
 from comp.errors import CompError
 from comp.folds import folds_paths, make_folds
 from comp.io import sha256_file
+from comp.layout import CONFIG, METRICS, OOF, TEST_LOGITS, fold_dir
 from comp.runs.frame import (
     clear_fold,
     finished_metrics,
@@ -17,7 +18,6 @@ from comp.runs.frame import (
     parse_folds,
     train_folds,
 )
-from comp.runs.layout import CONFIG, METRICS, OOF, TEST_LOGITS, fold_dir
 from tests.conftest import TRAINED, demo_config, trained_copy_config
 
 QUIET = Console(quiet=True)
@@ -181,9 +181,9 @@ def test_knn_pooling_head_fingerprints_what_it_resolves_to(demo_root):
 def test_the_default_fingerprints_stay_those_finished_folds_were_trained_with():
     # Changing these retrains every finished fold of every user: if a change must, say so in
     # the README; if a new key should not, add it to comp.config.ADDED_KEY_DEFAULTS.
-    from comp.config import Config
+    from comp.kinds import default_config
 
-    config = Config()
+    config = default_config()
     assert fold_fingerprint(config) == (
         "7739d3b5158f978792952815ec4c7e1edc53a3f3d258d502926b0166013240ea"
     )

@@ -11,9 +11,9 @@ import torch
 from rich.console import Console
 
 from comp.kinds.tfidf import MODEL_FILE, OLD_MODEL_FILE
-from comp.kinds.transformer.files import BEST_MODEL, CHECKPOINT, PREVIOUS_CHECKPOINT
+from comp.layout import METRICS, fold_dir
+from comp.neural.files import BEST_MODEL, CHECKPOINT, PREVIOUS_CHECKPOINT
 from comp.runs.frame import train_folds
-from comp.runs.layout import METRICS, fold_dir
 from tests.conftest import (
     Payload,
     demo_config,

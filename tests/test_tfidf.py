@@ -9,21 +9,18 @@ import polars as pl
 import pytest
 from rich.console import Console
 
-from comp.config import TfidfConfig
 from comp.data import load_tests
 from comp.errors import CompError
-from comp.kinds.tfidf import (
+from comp.kinds.tfidf import MODEL_FILE, OLD_MODEL_FILE, TfidfConfig, predict
+from comp.kinds.tfidf.model import (
     ABSENT_SCORE,
-    MODEL_FILE,
-    OLD_MODEL_FILE,
     fit_tfidf,
     load_model,
-    predict,
     save_model,
     tfidf_logits,
 )
+from comp.layout import fold_dir
 from comp.runs.frame import train_folds
-from comp.runs.layout import fold_dir
 from tests.conftest import Payload, demo_config
 
 QUIET = Console(quiet=True)

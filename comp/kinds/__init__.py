@@ -1,32 +1,39 @@
 """Model kinds: what `comp train` can fit in the fold frame (`comp.runs.frame`), behind one small
-protocol. A kind is a module under `comp.kinds` named in KINDS; it is imported only when used, and
-its module level stays light (no torch), so that the frame can fingerprint a config cheaply.
+protocol, and the registry that finds them. A kind is a module (or package) under `comp.kinds`
+named in KINDS; it is imported only when used, and its module level stays light (no torch, no
+scikit-learn), so that loading a config or fingerprinting a fold is cheap.
 
 A kind module provides:
 
+- `SECTION`: its own config section (a `comp.config.Section`: name, dataclass, checks), or None;
+  `load_config` below hands every kind's section to the config loader;
+- `USES_BACKBONE`: whether it reads `model.backbone` (make builds the demo's tiny backbone first;
+  `comp pretrain` can pretrain it); `ENCODER_FOLDS`: whether its finished folds hold a fine-tuned
+  encoder (`comp.neural.fold_encoder`) that another kind may embed rows with;
 - `FOLD_FILES`: the names of its own files in a fold folder (a model, checkpoints), removed with
-  the shared outputs when a fold starts over, and `SCRATCH_FILES`, those of them that only an
-  unfinished fold needs (a checkpoint), removed once the fold's outputs are written;
+  the shared outputs when a fold starts over, and `SCRATCH_FILES`, those of them removed once
+  the fold's outputs are written (a checkpoint);
 - `shaping_config(config, content=True)`: the config values that shape a fold's model, by
   section. The frame hashes them (with the data keys every kind reads) into the fold's
   fingerprint, so an edit of another kind's keys never retrains this kind's folds; with
   `content`, also the content hashes of files they name (slow: `comp runs` asks without);
 - `start(inputs, device, console)`: set up once per run (load a tokenizer, tokenise, join a
-  process group) and return a `KindRun`, whose `fit_fold(fold, out)` trains one fold and returns
-  its validation and test logits (`FoldFit`; None in a process that does not write), and whose
-  `close()` tears down;
+  process group) and return a `KindRun`, whose `fit_fold(fold, out, events)` trains one fold and
+  returns its validation and test logits (`FoldFit`; None in a process that does not write),
+  telling `events` (`comp.events`) how training goes, and whose `close()` tears down;
 - `predict(folder, config, tests, device, cache_dir)`: logits of a finished fold, reloaded from
   its folder and the resolved config saved there, for test sets that arrived after training;
-- optionally `derived_configs(config)`: the configs of experiments to train right after this
-  one from its finished folds (the transformer's `<experiment>_knn`).
+- `derived_configs(config)`: the experiments this kind derives from the experiment `config` that
+  has just finished (kNN's `<experiment>_knn`), trained and predicted right after it.
 
-Adding a kind is one new module here plus its config dataclass (a section of `comp.config.Config`)
-and a line in KINDS; `tests/test_kinds.py` runs every kind through the same contract checks.
+Adding a kind is its module plus a line in KINDS; `tests/test_kinds.py` runs every kind through
+the same contract checks.
 """
 
 from __future__ import annotations
 
 import importlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -34,14 +41,15 @@ from typing import Protocol
 import numpy as np
 from rich.console import Console
 
-from comp.config import Config, ConfigError
+from comp.config import Config, ConfigError, Section
+from comp.config import load_config as load_core_config
 from comp.data import TestData, TrainData
 from comp.extra import ExtraRows
 
 KINDS: dict[str, str] = {
     "transformer": "comp.kinds.transformer",
     "tfidf": "comp.kinds.tfidf",
-    "knn": "comp.kinds.transformer.knn",  # retrieval with a finished transformer experiment
+    "knn": "comp.kinds.knn",  # retrieval with a finished transformer experiment
 }
 
 
@@ -92,6 +100,9 @@ class KindRun(Protocol):
 
 
 class ModelKind(Protocol):
+    SECTION: Section | None
+    USES_BACKBONE: bool
+    ENCODER_FOLDS: bool
     FOLD_FILES: tuple[str, ...]
     SCRATCH_FILES: tuple[str, ...]
 
@@ -103,6 +114,8 @@ class ModelKind(Protocol):
         self, folder: Path, config: Config, tests: list[TestData], device: str, cache_dir: Path
     ) -> list[np.ndarray]: ...
 
+    def derived_configs(self, config: Config) -> list[Config]: ...
+
 
 def check_kind(name: str) -> None:
     if name not in KINDS:
@@ -113,3 +126,25 @@ def get_kind(name: str) -> ModelKind:
     """The module of model kind `name`, imported on first use."""
     check_kind(name)
     return importlib.import_module(KINDS[name])  # type: ignore[return-value]
+
+
+def config_sections() -> tuple[Section, ...]:
+    """Every registered kind's own config section, in KINDS order."""
+    modules = (get_kind(name) for name in KINDS)
+    return tuple(m.SECTION for m in modules if getattr(m, "SECTION", None) is not None)
+
+
+def load_config(paths: Sequence[str | Path] = (), overrides: Sequence[str] = ()) -> Config:
+    """A config with the core sections and every kind's: defaults, each YAML file in order, then
+    each `key=value` override; unknown keys and wrong types are ConfigErrors naming them."""
+    return load_core_config(paths, overrides, config_sections())
+
+
+def default_config() -> Config:
+    """Every section at its defaults."""
+    return load_config()
+
+
+def derived_configs(config: Config) -> list[Config]:
+    """The experiments every kind derives from the finished experiment `config`."""
+    return [derived for name in KINDS for derived in get_kind(name).derived_configs(config)]

@@ -26,9 +26,9 @@ from comp.errors import CompError
 from comp.extra import add_extra_train, extra_shaping, print_extra_report
 from comp.folds import folds_paths, load_folds
 from comp.io import UnreadableFile, read_json, remove_stale_temp_files, sha256_file
-from comp.kinds import KindRun, ModelKind, RunInputs, get_kind
+from comp.kinds import KindRun, ModelKind, RunInputs, derived_configs, get_kind
+from comp.layout import CACHE, METRICS, OOF, TEST_LOGITS, experiment_dir, fold_dir
 from comp.locks import folder_lock
-from comp.runs.layout import CACHE, METRICS, OOF, TEST_LOGITS, experiment_dir, fold_dir
 from comp.runs.outputs import write_config_file, write_fold_outputs
 
 # The data keys that make every kind's inputs and labels (the files are checked by sha256).
@@ -242,7 +242,7 @@ def train_folds(
     ordered = [results[fold] for fold in sorted(results)]
     if writes:
         print_results(ordered, console)
-    for derived in getattr(kind, "derived_configs", lambda _: [])(config):
+    for derived in derived_configs(config):
         console.print(
             f"[bold]{derived.train.experiment}[/] ({derived.model.kind}), from these folds"
         )

@@ -16,8 +16,8 @@ from rich.console import Console
 from comp.config import Config
 from comp.errors import CompError
 from comp.io import read_json
+from comp.layout import CONFIG, LAUNCH, METRICS, experiment_dir, fold_dir
 from comp.runs.frame import FoldResult, print_results
-from comp.runs.layout import CONFIG, LAUNCH, METRICS, experiment_dir, fold_dir
 from comp.runs.outputs import write_config_file
 
 

@@ -15,8 +15,8 @@ from comp.config import write_config
 from comp.errors import CompError
 from comp.io import read_parquet, write_all_atomically
 from comp.kinds import FoldFit, RunInputs
+from comp.layout import CONFIG, METRICS, OOF, TEST_LOGITS
 from comp.metrics import macro_f1, per_class_f1
-from comp.runs.layout import CONFIG, METRICS, OOF, TEST_LOGITS
 
 
 def logits_frame(keys: dict, logits: np.ndarray) -> pl.DataFrame:

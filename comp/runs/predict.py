@@ -11,12 +11,12 @@ import polars as pl
 from rich.console import Console
 from rich.progress import Progress
 
-from comp.config import Config, load_config
+from comp.config import Config
 from comp.data import TestData, load_test
 from comp.errors import CompError
 from comp.io import read_parquet, write_all_atomically
-from comp.kinds import get_kind
-from comp.runs.layout import CACHE, CONFIG, TEST_LOGITS, experiment_dir, fold_dir
+from comp.kinds import derived_configs, get_kind, load_config
+from comp.layout import CACHE, CONFIG, TEST_LOGITS, experiment_dir, fold_dir
 from comp.runs.outputs import tests_logits_frame
 
 
@@ -84,8 +84,7 @@ def predict_folds(
         console.print(
             f"fold {k}: " + (f"predicted {', '.join(names)}" if names else "nothing to predict")
         )
-    kind = get_kind(config.model.kind)
-    for derived in getattr(kind, "derived_configs", lambda _: [])(config):
+    for derived in derived_configs(config):
         console.print(f"[bold]{derived.train.experiment}[/] ({derived.model.kind})")
         predict_folds(derived, set_names, device, force, console)
     return done

@@ -20,13 +20,16 @@ from rich.console import Console
 from comp.config import Config
 from comp.data import TestData
 from comp.kinds import KindRun, RunInputs
-from comp.kinds.transformer.files import (
+from comp.neural.files import (  # light: names only
     BEST_MODEL,
     CHECKPOINT,
     PREVIOUS_CHECKPOINT,
     backbone_sha256,
 )
 
+SECTION = None  # the recipe's keys are the core `model` and `train` sections
+USES_BACKBONE = True
+ENCODER_FOLDS = True  # best_model.pt and backbone/: comp.neural.fold_encoder
 FOLD_FILES = (CHECKPOINT, PREVIOUS_CHECKPOINT, BEST_MODEL)
 SCRATCH_FILES = (CHECKPOINT, PREVIOUS_CHECKPOINT)  # only an unfinished fold needs them
 
@@ -72,16 +75,4 @@ def predict(folder: Path, config: Config, tests: list[TestData], device: str, ca
 
 
 def derived_configs(config: Config) -> list[Config]:
-    """With knn.enabled, the experiment <experiment>_knn (model.kind knn) that retrieves with
-    this experiment's fine-tuned folds, trained right after them."""
-    if not config.knn.enabled:
-        return []
-    experiment = config.train.experiment
-    return [
-        dataclasses.replace(
-            config,
-            model=dataclasses.replace(config.model, kind="knn"),
-            train=dataclasses.replace(config.train, experiment=f"{experiment}_knn"),
-            knn=dataclasses.replace(config.knn, enabled=False, base_experiment=experiment),
-        )
-    ]
+    return []

@@ -10,11 +10,11 @@ import numpy as np
 import torch
 import torch.distributed as torch_dist
 
-from comp.kinds.transformer.batches import collate
-from comp.kinds.transformer.distributed import shard
 from comp.kinds.transformer.fgm import FGM
-from comp.kinds.transformer.inference import device_context
 from comp.kinds.transformer.losses import recipe_loss
+from comp.neural.batches import collate
+from comp.neural.distributed import shard
+from comp.neural.inference import device_context
 
 
 class EagerStep:

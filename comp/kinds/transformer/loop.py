@@ -30,8 +30,14 @@ from rich.console import Console
 
 from comp.errors import CompError
 from comp.kinds import FoldFit, RunInputs
-from comp.kinds.transformer.batches import epoch_batches
-from comp.kinds.transformer.checkpoints import (
+from comp.kinds.transformer.eager_step import EagerStep
+from comp.kinds.transformer.graphs import StepGraphs, graphs_wanted
+from comp.kinds.transformer.losses import drw_class_weights, ldam_margins, uses_drw_weights
+from comp.kinds.transformer.model import build_classifier
+from comp.kinds.transformer.step import SyncFreeStep
+from comp.metrics import macro_f1
+from comp.neural.batches import epoch_batches
+from comp.neural.checkpoints import (
     UnreadableCheckpoint,
     read_newest_state,
     read_state,
@@ -41,17 +47,12 @@ from comp.kinds.transformer.checkpoints import (
     seed_everything,
     set_rng_state,
 )
-from comp.kinds.transformer.distributed import SINGLE, Dist, peak_memory_mb, wrap
-from comp.kinds.transformer.eager_step import EagerStep
-from comp.kinds.transformer.files import BACKBONE, BEST_MODEL, CHECKPOINT, PREVIOUS_CHECKPOINT
-from comp.kinds.transformer.graphs import StepGraphs, graphs_wanted
-from comp.kinds.transformer.inference import Batching, predict_logits, save_backbone_files
-from comp.kinds.transformer.losses import drw_class_weights, ldam_margins, uses_drw_weights
-from comp.kinds.transformer.model import build_classifier
-from comp.kinds.transformer.optim import linear_warmup_decay, llrd_param_groups
-from comp.kinds.transformer.step import SyncFreeStep
-from comp.kinds.transformer.token_cache import EncodedTexts
-from comp.metrics import macro_f1
+from comp.neural.distributed import SINGLE, Dist, peak_memory_mb, wrap
+from comp.neural.files import BACKBONE, BEST_MODEL, CHECKPOINT, PREVIOUS_CHECKPOINT
+from comp.neural.fold_encoder import save_backbone_files
+from comp.neural.inference import Batching, predict_logits
+from comp.neural.optim import linear_warmup_decay, llrd_param_groups
+from comp.neural.token_cache import EncodedTexts
 from comp.progress import StepProgress
 
 MADE_WITH = ("folds_sha256", "train_sha256", "config_sha256")  # a checkpoint's provenance
@@ -196,7 +197,7 @@ class FoldTrainer:
             if self.dist.main:  # nothing of an earlier attempt may leak in
                 for name in (CHECKPOINT, PREVIOUS_CHECKPOINT, BEST_MODEL):
                     (self.out / name).unlink(missing_ok=True)
-                save_backbone_files(self.model, self.data.tokenizer, self.out / BACKBONE)
+                save_backbone_files(self.model.backbone, self.data.tokenizer, self.out / BACKBONE)
             return False
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
@@ -207,7 +208,7 @@ class FoldTrainer:
         self.nonfinite_in_a_row, self.skipped_steps = state.get("nonfinite", (0, 0))
         self.stepper.restore_counts(self.nonfinite_in_a_row, self.skipped_steps)
         if self.dist.main and not (self.out / BACKBONE / "config.json").is_file():
-            save_backbone_files(self.model, self.data.tokenizer, self.out / BACKBONE)
+            save_backbone_files(self.model.backbone, self.data.tokenizer, self.out / BACKBONE)
         self._restore_best()
         self.console.print(f"fold {self.fold}: resuming from step {self.step}")
         return True

@@ -74,7 +74,7 @@ class Classifier(nn.Module):
 def build_classifier(config, pretrained: bool, backbone_dir: str | None = None) -> Classifier:
     """`pretrained`: weights from model.backbone (training); else the architecture saved in
     `backbone_dir`, to be filled from a checkpoint (inference)."""
-    from comp.kinds.transformer.backbone import backbone_from_config, load_pretrained_backbone
+    from comp.neural.backbone import backbone_from_config, load_pretrained_backbone
 
     if pretrained:
         backbone = load_pretrained_backbone(config.model.backbone)

@@ -10,10 +10,10 @@ import torch
 from rich.console import Console
 
 from comp.kinds import FoldFit, RunInputs
-from comp.kinds.transformer.backbone import load_tokenizer, tokenizer_options
-from comp.kinds.transformer.distributed import setup, teardown
 from comp.kinds.transformer.loop import EncodedRun, FoldTrainer
-from comp.kinds.transformer.token_cache import encode_cached, tokenizer_fingerprint
+from comp.neural.backbone import load_tokenizer, tokenizer_options
+from comp.neural.distributed import setup, teardown
+from comp.neural.token_cache import encode_cached, tokenizer_fingerprint
 
 
 def encode_run(inputs: RunInputs) -> EncodedRun:

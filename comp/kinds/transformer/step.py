@@ -21,12 +21,12 @@ import numpy as np
 import torch
 import torch.distributed as torch_dist
 
-from comp.kinds.transformer.batches import gather_rows
-from comp.kinds.transformer.distributed import shard
-from comp.kinds.transformer.encoding import padded_width
 from comp.kinds.transformer.fgm import RowFGM
-from comp.kinds.transformer.inference import device_context
 from comp.kinds.transformer.losses import recipe_loss_sum, uses_drw_weights
+from comp.neural.batches import gather_rows
+from comp.neural.distributed import shard
+from comp.neural.encoding import padded_width
+from comp.neural.inference import device_context
 
 
 @dataclass

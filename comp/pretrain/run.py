@@ -26,23 +26,24 @@ from comp.config import Config, write_config
 from comp.data import load_tests, load_train
 from comp.errors import CompError
 from comp.io import UnreadableFile, read_json, remove_stale_temp_files, sha256_file
-from comp.kinds.transformer.backbone import (
+from comp.kinds import get_kind
+from comp.locks import folder_lock
+from comp.neural.backbone import (
     check_tokenizer_round_trip,
     load_pretrained_backbone,
     load_tokenizer,
     tokenizer_options,
     write_backbone_folder,
 )
-from comp.kinds.transformer.distributed import peak_memory_mb, resolve_device
-from comp.kinds.transformer.files import (
+from comp.neural.distributed import peak_memory_mb, resolve_device
+from comp.neural.files import (
     PRETRAIN_CONFIG,
     PRETRAIN_METRICS,
     WORK_SUFFIX,
     backbone_sha256,
 )
-from comp.kinds.transformer.mlm import Pretrainer
-from comp.kinds.transformer.token_cache import EncodedTexts, encode_cached
-from comp.locks import folder_lock
+from comp.neural.token_cache import EncodedTexts, encode_cached
+from comp.pretrain.mlm import Pretrainer
 
 CACHE = "cache"
 ROUND_TRIP_ROWS = 200  # texts checked to tokenize the same after the tokenizer is saved
@@ -86,8 +87,11 @@ def pretrain_fingerprint(config: Config, source: str) -> str:
 
 
 def plan_pretraining(config: Config) -> PretrainPlan:
-    if config.model.kind != "transformer":
-        raise CompError(f"comp pretrain pretrains a transformer; model.kind is {config.model.kind}")
+    if not get_kind(config.model.kind).USES_BACKBONE:
+        raise CompError(
+            f"comp pretrain pretrains model.backbone, which model.kind {config.model.kind} does "
+            "not read"
+        )
     if not config.pretrain.out_dir:
         raise CompError(
             "pretrain.out_dir is empty: set it to the folder to write the pretrained backbone "

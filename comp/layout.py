@@ -38,6 +38,15 @@ def fold_dir(config: Config, fold: int, experiment: str | None = None) -> Path:
     return experiment_dir(config, experiment) / f"fold{fold}"
 
 
+def launch_dir(config: Config) -> Path:
+    """Where `comp train --gpus` and the Slurm executor keep a run's logs and job records."""
+    return experiment_dir(config) / LAUNCH
+
+
+def launch_log(config: Config, fold: int) -> Path:
+    return launch_dir(config) / f"fold{fold}.log"
+
+
 def ensemble_dir(config: Config, name: str | None = None) -> Path:
     return Path(config.train.runs_dir) / ENSEMBLES / (name or config.ensemble.name)
 

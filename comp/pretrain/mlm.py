@@ -25,21 +25,21 @@ from rich.console import Console
 
 from comp.config import Config
 from comp.errors import CompError
-from comp.kinds.transformer.backbone import load_masked_lm
-from comp.kinds.transformer.batches import collate
-from comp.kinds.transformer.checkpoints import (
+from comp.neural.backbone import load_masked_lm
+from comp.neural.batches import collate
+from comp.neural.checkpoints import (
     read_newest_state,
     rng_state,
     save_checkpoint,
     seed_everything,
     set_rng_state,
 )
-from comp.kinds.transformer.encoding import length_bucketed_batches
-from comp.kinds.transformer.files import CHECKPOINT, PREVIOUS_CHECKPOINT
-from comp.kinds.transformer.inference import autocast
-from comp.kinds.transformer.masking import IGNORE, mask_spec, mask_tokens
-from comp.kinds.transformer.optim import linear_warmup_decay, llrd_param_groups
-from comp.kinds.transformer.token_cache import EncodedTexts
+from comp.neural.encoding import length_bucketed_batches
+from comp.neural.files import CHECKPOINT, PREVIOUS_CHECKPOINT
+from comp.neural.inference import autocast
+from comp.neural.optim import linear_warmup_decay, llrd_param_groups
+from comp.neural.token_cache import EncodedTexts
+from comp.pretrain.masking import IGNORE, mask_spec, mask_tokens
 from comp.progress import StepProgress
 
 ORDER_STREAM, MASK_STREAM = 1, 2  # keep the data order and the masks independent streams

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from comp.io import atomic_path
-from comp.kinds.transformer.encoding import pair_input_ids
+from comp.neural.encoding import pair_input_ids
 
 TOKENIZE_CHUNK = 4096
 

@@ -2,7 +2,7 @@
 as an experiment of its own (`<experiment>_knn`) that `comp ensemble` mixes like any other.
 
 With `knn.enabled: true`, `comp train` derives it from the transformer experiment it has just
-trained (`derived_configs` in `comp.kinds.transformer`); `model.kind: knn` with
+trained (`derived_configs`); `model.kind: knn` with
 `knn.base_experiment: X` derives it from any finished transformer experiment X.
 
 For fold K, the fold's fine-tuned encoder embeds the fold's training rows (the index: every row
@@ -20,23 +20,66 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from rich.console import Console
 
-from comp.config import Config, load_config
+from comp.config import Config, Section
 from comp.data import TestData
 from comp.errors import CompError
 from comp.io import atomic_path
-from comp.kinds import FoldFit, RunInputs
+from comp.kinds import FoldFit, RunInputs, get_kind, load_config
+from comp.layout import CONFIG, experiment_dir, fold_dir
 
 INDEX = "knn_index.npz"  # the fold's index: vectors [rows, hidden] float16 and labels
-FOLD_FILES = (INDEX,)
-SCRATCH_FILES = ()
 SUFFIX = "_knn"
 FLOOR = 1e-6  # the score of a class no neighbour has: logits stay finite
-FOLD_CONFIG = "config.yaml"  # comp.runs.layout.CONFIG (a layer below): each fold's resolved config
+
+
+@dataclass
+class KnnConfig:
+    """kNN retrieval over a transformer fold's training rows, as the experiment
+    <experiment>_knn (model.kind: knn)."""
+
+    enabled: bool = False  # comp train also derives <train.experiment>_knn from the transformer
+    base_experiment: str = ""  # model.kind knn: the transformer experiment to retrieve with
+    k: int = 20  # neighbours a query's class scores come from
+    temperature: float = 0.05  # softmax over the neighbours' cosine similarities divided by it
+    pooling: str = "head"  # head (as model.pooling) | cls | mean (over real tokens)
+
+
+def checks(config: Config) -> list[tuple[bool, str]]:
+    knn = config.knn
+    return [
+        (knn.k >= 1, "knn.k must be at least 1"),
+        (knn.temperature > 0, "knn.temperature must be positive"),
+        (knn.pooling in ("head", "cls", "mean"), "knn.pooling: head, cls or mean"),
+    ]
+
+
+SECTION = Section("knn", KnnConfig, checks)
+USES_BACKBONE = False  # it embeds with the base experiment's fine-tuned folds
+ENCODER_FOLDS = False
+FOLD_FILES = (INDEX,)
+SCRATCH_FILES = ()
+
+
+def derived_configs(config: Config) -> list[Config]:
+    """With knn.enabled, the experiment <experiment>_knn that retrieves with the folds of the
+    experiment `config` has just trained (a kind whose folds hold an encoder)."""
+    if not config.knn.enabled or not get_kind(config.model.kind).ENCODER_FOLDS:
+        return []
+    experiment = config.train.experiment
+    return [
+        dataclasses.replace(
+            config,
+            model=dataclasses.replace(config.model, kind="knn"),
+            train=dataclasses.replace(config.train, experiment=f"{experiment}{SUFFIX}"),
+            knn=dataclasses.replace(config.knn, enabled=False, base_experiment=experiment),
+        )
+    ]
 
 
 def base_config(config: Config) -> Config:
@@ -60,7 +103,7 @@ def trained_base_config(config: Config) -> Config:
     """The base experiment's config as its lowest-numbered fold saved it (what its encoders
     were trained with); before any fold of it exists, as `base_config` derives it."""
     base = base_config(config)
-    saved = (Path(base.train.runs_dir) / base.train.experiment).glob(f"fold*/{FOLD_CONFIG}")
+    saved = experiment_dir(base).glob(f"fold*/{CONFIG}")
     folds = {int(p.parent.name[4:]): p for p in saved if p.parent.name[4:].isdigit()}
     return load_config([folds[min(folds)]]) if folds else base
 
@@ -68,12 +111,11 @@ def trained_base_config(config: Config) -> Config:
 def shaping_config(config: Config, content: bool = True) -> dict:
     """The kNN keys and the base experiment's shaping keys as its folds were trained, so that
     a base retrained under other settings makes these folds stale."""
-    from comp.kinds.transformer import shaping_config as transformer_shaping
-
     base = trained_base_config(config)
+    base_kind = get_kind(base.model.kind)
     knn = {k: v for k, v in dataclasses.asdict(config.knn).items() if k != "enabled"}
     knn["pooling"] = resolve_pooling(knn["pooling"], base)  # `head` over a [CLS] head is `cls`
-    return {"knn": knn, "base": transformer_shaping(base, content)}
+    return {"knn": knn, "base": base_kind.shaping_config(base, content)}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -125,23 +167,23 @@ def load_index(path: Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 def load_base_fold(base: Config, fold: int, device):
-    """The base experiment's fold: its fine-tuned classifier, resolved config and tokenizer."""
-    from comp.kinds.transformer.inference import load_fold_model
+    """The base experiment's fold: its fine-tuned encoder, resolved config and tokenizer."""
+    from comp.neural.fold_encoder import load_fold_encoder
 
-    folder = Path(base.train.runs_dir) / base.train.experiment / f"fold{fold}"
-    if not (folder / FOLD_CONFIG).is_file():
+    folder = fold_dir(base, fold)
+    if not (folder / CONFIG).is_file():
         raise CompError(
             f"{folder}: fold {fold} of {base.train.experiment} is not trained; run "
             f"`comp train --fold {fold} --set train.experiment={base.train.experiment}`"
         )
-    fold_config = load_config([folder / FOLD_CONFIG])
-    model, tokenizer = load_fold_model(folder, fold_config, device)
-    return model, fold_config, tokenizer
+    fold_config = load_config([folder / CONFIG])
+    encoder, tokenizer = load_fold_encoder(folder, device)
+    return encoder, fold_config, tokenizer
 
 
 class KnnRun:
     def __init__(self, inputs: RunInputs, device: str) -> None:
-        from comp.kinds.transformer.distributed import resolve_device
+        from comp.neural.distributed import resolve_device
 
         self.inputs, self.device = inputs, resolve_device(device)
         self.base = base_config(inputs.config)
@@ -187,19 +229,17 @@ class KnnRun:
         pass
 
 
-def _embedder(model, fold_config: Config, tokenizer, device, pooling: str, cache_dir: Path):
+def _embedder(encoder, fold_config: Config, tokenizer, device, pooling: str, cache_dir: Path):
     """questions, answers -> unit vectors, with the base fold's tokenizer and input settings."""
-    from comp.kinds.transformer.inference import Batching, embed_rows
-    from comp.kinds.transformer.token_cache import encode_cached
+    from comp.neural.inference import Batching, embed_texts
 
-    m, batching = fold_config.model, Batching.of(fold_config, tokenizer.pad_token_id, device)
+    batching = Batching.of(fold_config, tokenizer.pad_token_id, device)
     pooling = resolve_pooling(pooling, fold_config)
 
     def embed(questions: list[str], answers: list[str]) -> np.ndarray:
-        encoded = encode_cached(
-            tokenizer, questions, answers, m.max_len, m.answer_min_tokens, cache_dir
+        return embed_texts(
+            encoder, tokenizer, questions, answers, fold_config, batching, pooling, cache_dir
         )
-        return embed_rows(model, encoded, np.arange(len(questions)), batching, pooling)
 
     return embed
 
@@ -212,7 +252,7 @@ def predict(
     folder: Path, config: Config, tests: list[TestData], device: str, cache_dir: Path
 ) -> list[np.ndarray]:
     """Late test sets: the base fold's encoder embeds them, the saved index scores them."""
-    from comp.kinds.transformer.distributed import resolve_device
+    from comp.neural.distributed import resolve_device
 
     fold, torch_device = int(Path(folder).name.removeprefix("fold")), resolve_device(device)
     model, fold_config, tokenizer = load_base_fold(base_config(config), fold, torch_device)

@@ -10,7 +10,7 @@ from rich.table import Table
 from comp.config import Config
 from comp.data import load_train
 from comp.errors import CompError
-from comp.kinds.transformer.backbone import (
+from comp.neural.backbone import (
     letter_forms_kept,
     load_tokenizer,
     tokenizer_options,

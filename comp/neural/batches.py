@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from comp.kinds.transformer.encoding import length_bucketed_batches, padded_width
-from comp.kinds.transformer.token_cache import EncodedTexts
+from comp.neural.encoding import length_bucketed_batches, padded_width
+from comp.neural.token_cache import EncodedTexts
 
 
 def gather_rows(

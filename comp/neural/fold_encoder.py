@@ -1,0 +1,64 @@
+"""A fine-tuned fold's encoder: what a neural kind saves beside its weights so that the fold
+reloads from its folder alone, and the encoder reloaded from there to embed rows (kNN retrieval
+uses a finished transformer fold's encoder without the transformer kind's classifier).
+
+A fold folder holding `best_model.pt` (a classifier's state dict under "model", its encoder's
+weights under the prefix "backbone.") and `backbone/` (the encoder's config and tokenizer) is
+such a fold."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import torch
+
+from comp.errors import CompError
+from comp.neural.backbone import backbone_from_config, load_tokenizer
+from comp.neural.checkpoints import UnreadableCheckpoint, read_state
+from comp.neural.files import BACKBONE, BEST_MODEL
+
+ENCODER_PREFIX = "backbone."  # the encoder's weights in a classifier's state dict
+
+
+def save_backbone_files(encoder: torch.nn.Module, tokenizer, folder: Path) -> None:
+    """The encoder's config and tokenizer beside the weights: a fold reloads from its folder.
+    Replaces what an earlier attempt left there (the backbone may have changed since)."""
+    shutil.rmtree(folder, ignore_errors=True)
+    encoder.config.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+
+
+def retrain_command(folder: Path) -> str:
+    return f"comp train --fold {folder.name.removeprefix('fold')} --force"
+
+
+def read_best_model(folder: Path, device: torch.device | str) -> dict:
+    """The state dict of a finished fold's best model; a CompError naming the file and the
+    command that retrains the fold when it is missing, unreadable or planted."""
+    if not (folder / BEST_MODEL).is_file():
+        raise CompError(f"{folder}: no {BEST_MODEL}; train this fold first (`comp train`)")
+    try:
+        return read_state(folder / BEST_MODEL, ("model",), device)["model"]
+    except UnreadableCheckpoint as problem:
+        raise CompError(f"{problem}; retrain: `{retrain_command(folder)}`") from None
+
+
+def load_fold_encoder(folder: Path, device: torch.device) -> tuple[torch.nn.Module, object]:
+    """The fine-tuned encoder of a finished fold (eval mode) and its tokenizer."""
+    state = read_best_model(folder, device)
+    encoder = backbone_from_config(folder / BACKBONE)
+    weights = {
+        name.removeprefix(ENCODER_PREFIX): tensor
+        for name, tensor in state.items()
+        if name.startswith(ENCODER_PREFIX)
+    }
+    try:
+        encoder.load_state_dict(weights)
+    except RuntimeError as error:  # other shapes or names: not this backbone's weights
+        first = str(error).strip().splitlines()[0]
+        raise CompError(
+            f"{folder / BEST_MODEL}: its encoder weights do not fit {folder / BACKBONE} "
+            f"({first}); retrain: `{retrain_command(folder)}`"
+        ) from None
+    return encoder.to(device).eval(), load_tokenizer(str(folder / BACKBONE))
