@@ -163,6 +163,7 @@ class TrainConfig:
     # measured on a GPU (BENCHMARKS.md)
     attention: str = "efficient"  # efficient | flash | cudnn | math | default: SDPA kernels on CUDA
     log_every: int = 10  # steps between host reads of the loss (progress, divergence check)
+    tensorboard: bool = False  # write the training events as TensorBoard files into each fold
     max_nonfinite_steps: int = 5  # steps in a row with a NaN/inf loss or gradient: the fold stops
     eval_every: int = 500
     checkpoint_every: int = 500

@@ -28,6 +28,7 @@ from comp.layout import (
     METRICS,
     OOF,
     PER_CLASS,
+    STOPPED,
     TEST_LOGITS,
     ensemble_dir,
     fold_dir,
@@ -78,6 +79,13 @@ def _read_fold(
     # the fold's own resolved config retrains it as it was (a kNN experiment as kNN); --force,
     # since a fold whose metrics.json reads back counts as finished
     rebuild = f"comp train --fold {k} --force --config {out / CONFIG}"
+    if not (out / METRICS).is_file() and (out / STOPPED).is_file():
+        stopped = read_json(out / STOPPED, f"comp train --fold {k} --force")
+        raise EnsembleError(
+            f"{out}: fold {k} of experiment '{experiment}' was stopped early at step "
+            f"{stopped.get('step')} ({stopped.get('reason')}); it has no outputs. Train it to the "
+            f"end with `comp train --fold {k} --config {out / CONFIG}`"
+        )
     if not (out / METRICS).is_file():
         raise EnsembleError(
             f"{out}: fold {k} of experiment '{experiment}' is missing or unfinished; "

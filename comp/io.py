@@ -71,6 +71,10 @@ def write_text_atomically(path: str | Path, text: str) -> None:
         tmp.write_text(text, encoding="utf-8")
 
 
+def write_json_atomically(path: str | Path, value: dict) -> None:
+    write_text_atomically(path, json.dumps(value, indent=1))
+
+
 def sha256_file(path: str | Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
@@ -81,10 +85,14 @@ def sha256_file(path: str | Path) -> str:
 
 def sha256_folder(folder: str | Path, exclude: tuple[str, ...] = ()) -> str:
     """sha256 over every file of `folder` (recursively, in name order): relative names and
-    contents, files named in `exclude` left out."""
+    contents, files and folders named in `exclude` left out."""
     folder = Path(folder)
     digest = hashlib.sha256()
-    for path in sorted(p for p in folder.rglob("*") if p.is_file() and p.name not in exclude):
+
+    def kept(path: Path) -> bool:
+        return path.is_file() and not set(path.relative_to(folder).parts) & set(exclude)
+
+    for path in sorted(p for p in folder.rglob("*") if kept(p)):
         digest.update(path.relative_to(folder).as_posix().encode("utf-8") + b"\x00")
         digest.update(sha256_file(path).encode("ascii"))
     return digest.hexdigest()

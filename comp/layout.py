@@ -2,7 +2,8 @@
 run, fold, ensemble and submission paths.
 
     runs/<experiment>/fold<K>/     config.yaml, oof.parquet, test_logits.parquet, metrics.json
-                                   (+ the model kind's own files)
+                                   (+ the model kind's own files; stopped.json instead of
+                                   metrics.json for a fold stopped early)
     runs/<experiment>/cache/       what a kind caches across folds (token ids)
     runs/<experiment>/launch/      logs of `comp train --gpus`
     runs/ensembles/<name>/         config.yaml, oof.parquet, test_logits.parquet, metrics.json,
@@ -20,6 +21,7 @@ from comp.config import Config
 
 CONFIG = "config.yaml"  # the resolved config, next to every artifact
 METRICS = "metrics.json"  # written last: a fold or ensemble is finished when it exists
+STOPPED = "stopped.json"  # a fold a listener stopped early (reason, step, last score)
 OOF = "oof.parquet"
 TEST_LOGITS = "test_logits.parquet"
 PER_CLASS = "per_class.csv"

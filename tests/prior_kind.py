@@ -12,6 +12,7 @@ from rich.console import Console
 
 from comp.config import Config
 from comp.data import TestData
+from comp.events import Events
 from comp.io import atomic_path
 from comp.kinds import FoldFit, RunInputs
 
@@ -30,7 +31,7 @@ class PriorRun:
     def __init__(self, inputs: RunInputs) -> None:
         self.inputs = inputs
 
-    def fit_fold(self, fold: int, out: Path) -> FoldFit:
+    def fit_fold(self, fold: int, out: Path, events: Events) -> FoldFit:
         labels = self.inputs.train.labels[self.inputs.train_rows(fold)]
         counts = np.bincount(labels, minlength=self.inputs.config.data.num_labels)
         log_prior = np.log((counts + 1) / (counts + 1).sum()).astype(np.float32)

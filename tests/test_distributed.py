@@ -64,7 +64,7 @@ def test_torchrun_two_ranks_on_gloo_train_one_fold(demo_root, tmp_path):
     out = demo_root / "runs" / "ddp" / "fold0"
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["world_size"] == 2
-    assert [h["step"] for h in metrics["history"]] == [3, 6]
+    assert [h["step"] for h in metrics["history"]["val"]] == [3, 6]
     oof = pl.read_parquet(out / "oof.parquet")
     folds = pl.read_csv(demo_root / "folds" / "demo.csv")
     assert oof["row"].to_list() == folds.filter(pl.col("fold") == 0)["row"].to_list()

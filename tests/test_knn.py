@@ -11,6 +11,7 @@ from rich.console import Console
 
 from comp.cli import main
 from comp.config import dump_config
+from comp.events import Events
 from comp.kinds import knn
 from comp.runs.frame import fold_dir, fold_fingerprint, load_run_inputs
 from tests.conftest import TRAINED, trained_copy_config
@@ -60,7 +61,7 @@ def test_no_row_retrieves_itself_or_a_row_of_its_own_validation_fold(
         out = fold_dir(config, fold)
         out.mkdir(parents=True, exist_ok=True)
         seen.clear()
-        run.fit_fold(fold, out)
+        run.fit_fold(fold, out, Events())
         index_rows, val_rows = inputs.train_rows(fold), inputs.val_rows(fold)
         assert seen[0][0] == len(index_rows)  # the index: the fold's training rows alone
         retrieved = index_rows[seen[0][1]]  # the validation queries' neighbours, as train rows
@@ -142,7 +143,7 @@ def test_knn_pooling_head_reads_what_the_base_folds_head_reads(trained_root, tra
         run = knn.start(load_run_inputs(config, fold_fingerprint(config)), "cpu", None)
         out = fold_dir(config, 0)
         out.mkdir(parents=True, exist_ok=True)
-        fit = run.fit_fold(0, out)
+        fit = run.fit_fold(0, out, Events())
         val[pooling] = fit.val_logits
         assert fit.extra["pooling"] == (other if pooling == "head" else pooling)
     np.testing.assert_array_equal(val["head"], val[other])

@@ -79,8 +79,9 @@ def test_train_step_takes_one_optimiser_step(encoded, tmp_path, step):
     before = {n: p.detach().clone() for n, p in t.model.named_parameters()}
     lr_before = t.scheduler.get_last_lr()[0]
     t.train_step(batch_of(t), epoch=0)
-    loss = t.read_progress()
-    assert np.isfinite(loss) and loss > 0 and t.step == 1 and t.skipped_steps == 0
+    reading = t.read_progress()
+    assert np.isfinite(reading.loss) and reading.loss > 0 and t.step == 1 and t.skipped_steps == 0
+    assert np.isfinite(reading.grad_norm) and reading.grad_norm > 0
     assert t.samples == 16 and t.tokens == int(encoded.train.lengths[batch_of(t)].sum())
     moved = [n for n, p in t.model.named_parameters() if not torch.equal(p, before[n])]
     assert "head.weight" in moved and any("encoder.layer.1." in n for n in moved)
@@ -209,12 +210,13 @@ def test_start_or_resume_restores_the_state_a_checkpoint_holds(encoded, tmp_path
     assert (tmp_path / BACKBONE / "config.json").is_file()
     for _ in range(3):
         first.train_step(batch_of(first), epoch=0)
-        first.evaluate_and_checkpoint(epoch=0, loss=1.0)
+        first.evaluate_and_checkpoint(epoch=0)
     assert torch.load(tmp_path / CHECKPOINT, weights_only=True)["step"] == 3
 
     second = trainer(encoded, tmp_path)
     assert second.start_or_resume() is True
-    assert (second.step, second.history, second.best) == (3, first.history, first.best)
+    assert (second.step, second.best) == (3, first.best)
+    assert second.history.as_dict() == first.history.as_dict() and first.history.val
     for name, value in second.model.state_dict().items():
         assert torch.equal(value, first.model.state_dict()[name]), name
     assert second.scheduler.get_last_lr() == first.scheduler.get_last_lr()
@@ -229,7 +231,7 @@ def test_start_or_resume_refuses_a_checkpoint_of_another_config(encoded, tmp_pat
     first.start_or_resume()
     for _ in range(3):
         first.train_step(batch_of(first), epoch=0)
-        first.evaluate_and_checkpoint(epoch=0, loss=1.0)
+        first.evaluate_and_checkpoint(epoch=0)
     assert (tmp_path / CHECKPOINT).is_file() and (tmp_path / BEST_MODEL).is_file()
     other = trainer(encoded, tmp_path)
     other.data = dataclasses.replace(
@@ -246,16 +248,15 @@ def test_evaluate_and_checkpoint_follow_their_cadences(encoded, tmp_path):
     saved_at = []
     for step in range(1, 7):
         t.step = step  # the cadence alone, without training
-        t.evaluate_and_checkpoint(epoch=0, loss=float(step))
+        t.evaluate_and_checkpoint(epoch=0)
         if (tmp_path / CHECKPOINT).is_file():
             saved_at.append(torch.load(tmp_path / CHECKPOINT, weights_only=True)["step"])
             (tmp_path / CHECKPOINT).unlink()
-    assert [h["step"] for h in t.history] == [2, 4, 6]
-    assert [h["loss"] for h in t.history] == [2.0, 4.0, 6.0]
+    assert [h["step"] for h in t.history.val] == [2, 4, 6]
     assert saved_at == [3]  # not at the last step: the fold's outputs replace it
     best = torch.load(tmp_path / BEST_MODEL, weights_only=True)
     assert best["step"] == t.best["step"] and best["score"] == t.best["score"]
-    assert t.best["score"] == max(h["val_macro_f1"] for h in t.history)
+    assert t.best["score"] == max(h["val_macro_f1"] for h in t.history.val)
 
 
 def test_two_fold_run_writes_the_transformers_files_and_learns(trained_root):
@@ -265,8 +266,12 @@ def test_two_fold_run_writes_the_transformers_files_and_learns(trained_root):
         out = fold_dir(config, fold)
         metrics = json.loads((out / METRICS).read_text())
         assert metrics["val_macro_f1"] > 5 * chance, metrics["history"]
-        losses = [h["loss"] for h in metrics["history"]]
-        assert losses[-1] < 0.6 * losses[0], losses
+        losses = [h["loss"] for h in metrics["history"]["loss"]]
+        assert len(losses) == 200 // config.train.log_every  # every log_every steps
+        assert np.mean(losses[-3:]) < 0.6 * np.mean(losses[:3]), losses
+        val = metrics["history"]["val"]
+        assert [h["step"] for h in val] == [50, 100, 150, 200]
+        assert max(h["val_macro_f1"] for h in val) == metrics["val_macro_f1"]
         assert metrics["world_size"] == 1 and metrics["device"] == "cpu"
         assert (out / BEST_MODEL).is_file() and (out / BACKBONE / "config.json").is_file()
         assert not (out / CHECKPOINT).exists()
@@ -434,7 +439,7 @@ def test_unreadable_checkpoints_fall_back_to_the_previous_one_then_to_a_clean_st
     first.start_or_resume()
     for _ in range(4):
         first.train_step(batch_of(first), epoch=0)
-        first.evaluate_and_checkpoint(epoch=0, loss=1.0)
+        first.evaluate_and_checkpoint(epoch=0)
     assert torch.load(tmp_path / PREVIOUS_CHECKPOINT, weights_only=True)["step"] == 2
     (tmp_path / CHECKPOINT).write_bytes(b"not a checkpoint")
     second = trainer(encoded, tmp_path, checkpoint_every=2)

@@ -260,3 +260,17 @@ def test_a_tokenizer_without_a_mask_token_names_the_setting_to_change():
 
     with pytest.raises(CompError, match=r"pretrain\.backbone: .*no \[MASK\] token"):
         mask_spec(SimpleNamespace(mask_token_id=None), 0.15, True)
+
+
+def test_pretraining_events_go_to_tensorboard_beside_the_weights(demo_root, tmp_path):
+    from comp.neural.files import TENSORBOARD, backbone_sha256
+    from tests.test_events import scalars
+
+    settings = {"train.tensorboard": True, "train.log_every": 2}
+    out = pretrain(pretrain_config(demo_root, tmp_path / "tapt", **settings), "cpu", False, QUIET)
+    losses = scalars(out / TENSORBOARD, "train/loss")
+    assert [step for step, _ in losses] == [2, 4, 6] and all(np.isfinite(v) for _, v in losses)
+    before = backbone_sha256(str(out))
+    for path in (out / TENSORBOARD).iterdir():  # the events describe the weights: not hashed
+        path.write_bytes(b"other")
+    assert backbone_sha256(str(out)) == before

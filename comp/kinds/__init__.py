@@ -44,6 +44,7 @@ from rich.console import Console
 from comp.config import Config, ConfigError, Section
 from comp.config import load_config as load_core_config
 from comp.data import TestData, TrainData
+from comp.events import Events
 from comp.extra import ExtraRows
 
 KINDS: dict[str, str] = {
@@ -87,13 +88,15 @@ class FoldFit:
     samples_per_s: float
     tokens_per_s: float
     best_step: int = 0
-    history: list[dict] = field(default_factory=list)
+    history: dict = field(default_factory=dict)  # comp.events.History.as_dict(); {} without steps
     extra: dict = field(default_factory=dict)
 
 
 class KindRun(Protocol):
-    def fit_fold(self, fold: int, out: Path) -> FoldFit | None:
-        """The fold's fit; None where `RunInputs.writes` is False (nothing to report)."""
+    def fit_fold(self, fold: int, out: Path, events: Events) -> FoldFit | None:
+        """The fold's fit; None where `RunInputs.writes` is False (nothing to report). A kind
+        that trains in steps tells `events` how it goes and ends early with
+        `comp.events.FoldStopped` when `events.stop_reason` is set after an evaluation."""
         ...
 
     def close(self) -> None: ...

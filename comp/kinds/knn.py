@@ -29,6 +29,7 @@ from rich.console import Console
 from comp.config import Config, Section
 from comp.data import TestData
 from comp.errors import CompError
+from comp.events import Events
 from comp.io import atomic_path
 from comp.kinds import FoldFit, RunInputs, get_kind, load_config
 from comp.layout import CONFIG, experiment_dir, fold_dir
@@ -188,7 +189,7 @@ class KnnRun:
         self.inputs, self.device = inputs, resolve_device(device)
         self.base = base_config(inputs.config)
 
-    def fit_fold(self, fold: int, out: Path) -> FoldFit | None:
+    def fit_fold(self, fold: int, out: Path, events: Events) -> FoldFit | None:
         if not self.inputs.writes:
             return None
         cfg, inputs = self.inputs.config.knn, self.inputs

@@ -13,7 +13,9 @@ BACKBONE = "backbone"  # the backbone's config and tokenizer, beside best_model.
 # `comp pretrain`: beside the weights and tokenizer in pretrain.out_dir
 PRETRAIN_CONFIG = "pretrain_config.yaml"  # the resolved config that made the folder
 PRETRAIN_METRICS = "pretrain_metrics.json"  # fingerprint, losses, time; written last
-PRETRAIN_RECORDS = (PRETRAIN_CONFIG, PRETRAIN_METRICS)  # describe the weights, do not shape them
+TENSORBOARD = "tensorboard"  # with train.tensorboard: the pretraining events
+PRETRAIN_RECORDS = (PRETRAIN_CONFIG, PRETRAIN_METRICS, TENSORBOARD)  # describe the weights,
+# they do not shape them: left out of the backbone's content hash
 WORK_SUFFIX = ".work"  # <out_dir>.work/: checkpoints, token cache and lock while it runs
 
 

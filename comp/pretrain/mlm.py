@@ -5,7 +5,8 @@
 - `start_or_resume` continues from the last readable checkpoint made with the same fingerprint;
 - `train_step` masks a batch (`masking`), runs forward and backward (bf16 autocast on CUDA) and
   steps, skipping a step whose loss or gradient is not finite; too many in a row stop it;
-- `run` loops to `pretrain.steps`, saving a checkpoint every `pretrain.checkpoint_every` steps.
+- `run` loops to `pretrain.steps`, saving a checkpoint every `pretrain.checkpoint_every` steps
+  and telling its `Events` (`comp.events`) how it goes every `train.log_every` steps.
 
 The data order of an epoch and the masks of a step are pure functions of (seed, epoch) and
 (seed, step), and the RNG states (dropout) are checkpointed: on a CPU a resumed run ends with
@@ -25,6 +26,7 @@ from rich.console import Console
 
 from comp.config import Config
 from comp.errors import CompError
+from comp.events import Events, ShowProgress, Start, Step
 from comp.neural.backbone import load_masked_lm
 from comp.neural.batches import collate
 from comp.neural.checkpoints import (
@@ -94,8 +96,10 @@ class Pretrainer:
         fingerprint: str,
         device: torch.device,
         console: Console,
+        events: Events | None = None,
     ) -> None:
         self.config, self.cfg, self.encoded = config, config.pretrain, encoded
+        self.events = events if events is not None else Events()
         self.work, self.fingerprint, self.device, self.console = work, fingerprint, device, console
         cfg = self.cfg
         seed_everything(cfg.seed)  # the masked-LM head a backbone lacks is initialised from it
@@ -112,8 +116,10 @@ class Pretrainer:
         self.batches_per_epoch = len(self.epoch_order(0))
         self.log_every = max(1, cfg.steps // HISTORY_POINTS)
         self.step, self.history, self.window = 0, [], [0.0, 0]
-        self.counts = {"samples": 0, "maskable": 0, "predicted": 0, "skipped": 0, "seconds": 0.0}
+        self.counts = {"samples": 0, "tokens": 0, "maskable": 0, "predicted": 0, "skipped": 0}
+        self.counts["seconds"] = 0.0
         self.nonfinite_in_a_row = 0
+        self.grad_norm = 0.0
 
     def epoch_order(self, epoch: int) -> list[list[int]]:
         rng = np.random.default_rng([self.cfg.seed, ORDER_STREAM, epoch])
@@ -137,14 +143,16 @@ class Pretrainer:
         if state is None:
             newest.unlink(missing_ok=True)
             previous.unlink(missing_ok=True)
+            self.events.emit(Start(0, self.cfg.steps))
             return False
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         set_rng_state(state["rng"])
         self.step, self.history = state["step"], state["history"]
-        self.window, self.counts = state["window"], state["counts"]
+        self.window, self.counts = state["window"], {**self.counts, **state["counts"]}
         self.console.print(f"pretrain: resuming from step {self.step}")
+        self.events.emit(Start(self.step, self.cfg.steps))
         return True
 
     def save(self) -> None:
@@ -173,6 +181,7 @@ class Pretrainer:
         ids, attention = inputs["input_ids"].numpy(), inputs["attention_mask"].numpy()
         masked, labels = mask_tokens(ids, attention, self.spec, rng)
         self.counts["maskable"] += int(((attention == 1) & ~self.spec.special[ids]).sum())
+        self.counts["tokens"] += int(attention.sum())
         self.counts["predicted"] += int((labels != IGNORE).sum())
         inputs["input_ids"] = torch.from_numpy(masked)
         moved = {k: v.to(self.device, non_blocking=True) for k, v in inputs.items()}
@@ -187,6 +196,7 @@ class Pretrainer:
         loss.backward()
         norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.max_grad_norm)
         value, norm_value = torch.stack([loss.detach(), norm.float()]).tolist()
+        self.grad_norm = norm_value
         finite = math.isfinite(value) and math.isfinite(norm_value)
         if finite:
             self.optimizer.step()
@@ -223,6 +233,19 @@ class Pretrainer:
     # -----------------------------------------------------------------------------------------
     # The whole run
 
+    def _step_event(self, loss: float) -> Step:
+        seconds = max(self.counts["seconds"], 1e-9)
+        return Step(
+            step=self.step,
+            total=self.cfg.steps,
+            loss=loss,
+            lr=float(self.scheduler.get_last_lr()[0]),
+            grad_norm=self.grad_norm,
+            skipped_steps=self.counts["skipped"],
+            samples_per_s=self.counts["samples"] / seconds,
+            tokens_per_s=self.counts["tokens"] / seconds,
+        )
+
     def run(self) -> dict:
         """Pretrain to `pretrain.steps`; returns what the output's metrics record."""
         cfg = self.cfg
@@ -230,6 +253,7 @@ class Pretrainer:
         self.model.train()
         order: list[list[int]] = []
         with StepProgress(self.console, "pretrain", cfg.steps, self.step) as progress:
+            self.events.subscribe(ShowProgress(progress))
             while self.step < cfg.steps:
                 tick = time.perf_counter()
                 epoch, position = divmod(self.step, self.batches_per_epoch)
@@ -238,9 +262,8 @@ class Pretrainer:
                 loss = self.train_step(order[position])
                 self.counts["seconds"] += time.perf_counter() - tick
                 self._log(loss)
-                rate = self.counts["samples"] / max(self.counts["seconds"], 1e-9)
-                lr = self.scheduler.get_last_lr()[0]
-                progress.update(self.step, f"loss {loss:.4f}  lr {lr:.2e}  {rate:.1f} samples/s")
+                if self.step % self.config.train.log_every == 0 or self.step == cfg.steps:
+                    self.events.emit(self._step_event(loss))
                 if self.step % cfg.checkpoint_every == 0 and self.step < cfg.steps:
                     self.save()
         counts = self.counts

@@ -25,6 +25,7 @@ from rich.console import Console
 from comp.config import Config, write_config
 from comp.data import load_tests, load_train
 from comp.errors import CompError
+from comp.events import Events
 from comp.io import UnreadableFile, read_json, remove_stale_temp_files, sha256_file
 from comp.kinds import get_kind
 from comp.locks import folder_lock
@@ -39,11 +40,13 @@ from comp.neural.distributed import peak_memory_mb, resolve_device
 from comp.neural.files import (
     PRETRAIN_CONFIG,
     PRETRAIN_METRICS,
+    TENSORBOARD,
     WORK_SUFFIX,
     backbone_sha256,
 )
 from comp.neural.token_cache import EncodedTexts, encode_cached
 from comp.pretrain.mlm import Pretrainer
+from comp.tensorboard import TensorBoard
 
 CACHE = "cache"
 ROUND_TRIP_ROWS = 200  # texts checked to tokenize the same after the tokenizer is saved
@@ -144,6 +147,8 @@ def write_pretrained(plan: PretrainPlan, model, tokenizer, metrics: dict, sample
         load_pretrained_backbone(str(tmp))  # the encoder alone, as model.backbone loads it
         check_tokenizer_round_trip(tokenizer, load_tokenizer(str(tmp)), sample)
         write_config(plan.config, tmp / PRETRAIN_CONFIG)
+        if (plan.work / TENSORBOARD).is_dir():  # the training events, beside the weights
+            shutil.copytree(plan.work / TENSORBOARD, tmp / TENSORBOARD)
         text = json.dumps(metrics, indent=1)
         (tmp / PRETRAIN_METRICS).write_text(text, encoding="utf-8")
 
@@ -198,10 +203,15 @@ def _pretrain_into(plan: PretrainPlan, device_name: str | None, console: Console
         f"{int(encoded.lengths.sum()):,} tokens, [UNK] {unknown:.2%} of the text's tokens"
     )
     device = resolve_device(device_name or config.train.device)
+    events = Events([TensorBoard(plan.work / TENSORBOARD)] if config.train.tensorboard else [])
     trainer = Pretrainer(
-        config, plan.source, tokenizer, encoded, plan.work, plan.fingerprint, device, console
-    )
-    record = trainer.run()
+        config, plan.source, tokenizer, encoded, plan.work, plan.fingerprint, device, console,
+        events,
+    )  # fmt: skip
+    try:
+        record = trainer.run()
+    finally:
+        events.close()
     losses = [point["loss"] for point in record["history"] if point["loss"] is not None]
     metrics = {
         "fingerprint": plan.fingerprint,

@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import time
+from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,13 +24,23 @@ from rich.table import Table
 from comp.config import ADDED_KEY_DEFAULTS, Config
 from comp.data import load_tests, load_train
 from comp.errors import CompError
+from comp.events import Events, FoldStopped, Listener
 from comp.extra import add_extra_train, extra_shaping, print_extra_report
 from comp.folds import folds_paths, load_folds
-from comp.io import UnreadableFile, read_json, remove_stale_temp_files, sha256_file
-from comp.kinds import KindRun, ModelKind, RunInputs, derived_configs, get_kind
-from comp.layout import CACHE, METRICS, OOF, TEST_LOGITS, experiment_dir, fold_dir
+from comp.io import (
+    UnreadableFile,
+    read_json,
+    remove_stale_temp_files,
+    sha256_file,
+    write_json_atomically,
+)
+from comp.kinds import FoldFit, KindRun, ModelKind, RunInputs, derived_configs, get_kind
+from comp.layout import CACHE, METRICS, OOF, STOPPED, TEST_LOGITS, experiment_dir, fold_dir
 from comp.locks import folder_lock
 from comp.runs.outputs import write_config_file, write_fold_outputs
+from comp.tensorboard import TensorBoard
+
+Listen = Callable[[int], Sequence[Listener]]  # the listeners of fold K's training events
 
 # The data keys that make every kind's inputs and labels (the files are checked by sha256).
 INPUT_KEYS = ("text_column", "label_column", "question_marker", "answer_marker")
@@ -126,7 +137,7 @@ def finished_metrics(
 
 def clear_fold(folder: Path, kind_files: tuple[str, ...]) -> None:
     """Remove a fold's outputs and its kind's files: it starts over from nothing."""
-    for name in (METRICS, OOF, TEST_LOGITS, *kind_files):
+    for name in (METRICS, STOPPED, OOF, TEST_LOGITS, *kind_files):
         (folder / name).unlink(missing_ok=True)
 
 
@@ -174,8 +185,31 @@ def _finished_folds(
     return done
 
 
+def _fit(run: KindRun, inputs: RunInputs, fold: int, out: Path, listen: Listen) -> FoldFit | None:
+    """The kind's fit of one fold, its events going to `listen(fold)` (and TensorBoard with
+    train.tensorboard); a fold a listener stopped leaves stopped.json and raises FoldStopped."""
+    events = Events(listen(fold) if inputs.writes else ())
+    if inputs.config.train.tensorboard and inputs.writes:
+        events.subscribe(TensorBoard(out))
+    try:
+        return run.fit_fold(fold, out, events)
+    except FoldStopped as stopped:
+        stopped.fold = fold
+        if inputs.writes:
+            write_json_atomically(out / STOPPED, stopped.record())
+        raise
+    finally:
+        events.close()
+
+
 def _train_fold(
-    kind: ModelKind, run: KindRun, inputs: RunInputs, fold: int, force: bool, console: Console
+    kind: ModelKind,
+    run: KindRun,
+    inputs: RunInputs,
+    fold: int,
+    force: bool,
+    console: Console,
+    listen: Listen,
 ) -> FoldResult | None:
     """Fit one fold with the kind and write its outputs (rank 0 only under torchrun). A forced
     or stale fold is cleared here, once the run has started: a run that cannot start (no GPU,
@@ -189,14 +223,14 @@ def _train_fold(
         out.mkdir(parents=True, exist_ok=True)
         write_config_file(config, out)
     started = time.perf_counter()
-    fit = run.fit_fold(fold, out)
+    fit = _fit(run, inputs, fold, out, listen)
     if not inputs.writes:  # a torchrun rank other than 0
         return None
     extra = {"model_kind": config.model.kind, "wall_s": time.perf_counter() - started}
     if inputs.extra is not None:
         extra["extra_train"] = inputs.extra.fold_report(fold)
     metrics = write_fold_outputs(out, fold, inputs, fit, extra)
-    for name in kind.SCRATCH_FILES:
+    for name in (*kind.SCRATCH_FILES, STOPPED):
         (out / name).unlink(missing_ok=True)
     console.print(
         f"fold {fold}: val macro-F1 {metrics['val_macro_f1']:.4f} ({metrics['wall_s']:.1f} s)"
@@ -204,13 +238,23 @@ def _train_fold(
     return FoldResult.from_metrics(metrics)
 
 
+def no_listeners(fold: int) -> list[Listener]:
+    return []
+
+
 def train_folds(
-    config: Config, folds: list[int], device: str | None, force: bool, console: Console
+    config: Config,
+    folds: list[int],
+    device: str | None,
+    force: bool,
+    console: Console,
+    listen: Listen = no_listeners,
 ) -> list[FoldResult]:
     """Train the given folds of the configured kind; finished ones are skipped unless `force`.
     An interrupted fold keeps its kind's files (a checkpoint) and resumes; a forced or stale one
     starts over. Each fold is locked while this process may train it: a second process asking
-    for it stops at once (BusyError)."""
+    for it stops at once (BusyError). `listen(fold)` gives the listeners of that fold's
+    training events (`comp.events`); one that stops a fold ends the call with FoldStopped."""
     kind = get_kind(config.model.kind)
     fingerprint = fold_fingerprint(config)
     writes = process_writes()
@@ -233,7 +277,7 @@ def train_folds(
             run = kind.start(inputs, device, console)
             try:
                 for fold in todo:
-                    result = _train_fold(kind, run, inputs, fold, force, console)
+                    result = _train_fold(kind, run, inputs, fold, force, console, listen)
                     if result is not None:
                         results[fold] = result
                     locks[fold].close()

@@ -22,6 +22,7 @@ from comp.calibration import fit_temperature
 from comp.config import Config
 from comp.data import TestData
 from comp.errors import CompError
+from comp.events import Events
 from comp.io import UnreadableFile, atomic_path
 from comp.kinds import FoldFit, RunInputs
 from comp.kinds.tfidf.settings import MODEL_FILE, OLD_MODEL_FILE, TfidfConfig
@@ -257,7 +258,7 @@ class TfidfRun:
     inputs: RunInputs
     console: Console
 
-    def fit_fold(self, fold: int, out: Path) -> FoldFit | None:
+    def fit_fold(self, fold: int, out: Path, events: Events) -> FoldFit | None:
         if not self.inputs.writes:  # under torchrun, rank 0 alone fits (on the CPU)
             return None
         train, cfg = self.inputs.train, self.inputs.config

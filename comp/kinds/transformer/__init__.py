@@ -48,6 +48,7 @@ NOT_SHAPING = {
     "cuda_graphs",
     "attention",
     "log_every",
+    "tensorboard",
 }
 
 

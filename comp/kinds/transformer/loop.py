@@ -5,12 +5,14 @@
 - `start_or_resume` continues from the fold's last readable checkpoint when it was made from the
   same data, folds and fingerprint, else starts clean;
 - `train_step` runs one optimiser step through `self.stepper`: the sync-free step (`step.py`,
-  the default; CUDA graphs in `graphs.py`) or the eager one (`eager_step.py`): micro-batches
-  (CE then LDAM/DRW, normalised by the whole batch; FGM on the word embeddings), clipping and
-  the update, skipped when the loss or the gradient is not finite; `read_progress` brings the
-  loss and the non-finite count to the host every `log_every` steps;
-- `evaluate_and_checkpoint` scores the validation rows every `eval_every` steps, keeps the best
-  model, and saves a checkpoint every `checkpoint_every` steps;
+  the default; CUDA graphs in `graphs.py`) or the eager one (`eager_step.py`), each handed a
+  `StepContext`: micro-batches (CE then LDAM/DRW, normalised by the whole batch; FGM on the word
+  embeddings), clipping and the update, skipped when the loss or the gradient is not finite;
+  `read_progress` brings the loss, the gradient norm and the non-finite counts to the host every
+  `log_every` steps, and the trainer tells its `Events` (`comp.events`) as a `Step`;
+- `evaluate_and_checkpoint` scores the validation rows every `eval_every` steps (an
+  `Evaluation`), keeps the best model, stops the fold when a listener asked it to
+  (`FoldStopped`), and saves a checkpoint every `checkpoint_every` steps;
 - `run` loops to `train.steps` and returns the best model's validation and test logits; too many
   non-finite steps in a row, or non-finite validation logits, stop it with `DivergedError`.
 """
@@ -29,12 +31,14 @@ import torch.distributed as torch_dist
 from rich.console import Console
 
 from comp.errors import CompError
+from comp.events import Evaluation, Events, FoldStopped, History, ShowProgress, Start, Step
 from comp.kinds import FoldFit, RunInputs
+from comp.kinds.transformer.context import StepContext
 from comp.kinds.transformer.eager_step import EagerStep
 from comp.kinds.transformer.graphs import StepGraphs, graphs_wanted
-from comp.kinds.transformer.losses import drw_class_weights, ldam_margins, uses_drw_weights
+from comp.kinds.transformer.losses import drw_class_weights, ldam_margins
 from comp.kinds.transformer.model import build_classifier
-from comp.kinds.transformer.step import SyncFreeStep
+from comp.kinds.transformer.step import StepReading, SyncFreeStep
 from comp.metrics import macro_f1
 from comp.neural.batches import epoch_batches
 from comp.neural.checkpoints import (
@@ -85,10 +89,12 @@ class FoldTrainer:
         device: torch.device,
         console: Console,
         dist: Dist = SINGLE,
+        events: Events | None = None,
     ) -> None:
         config = data.inputs.config
         self.config, self.cfg, self.data = config, config.train, data
         self.fold, self.out, self.device, self.console, self.dist = fold, out, device, console, dist
+        self.events = events if events is not None else Events()
         cfg = self.cfg
         seed_everything(cfg.seed)
         self.labels = data.inputs.train.labels
@@ -115,11 +121,17 @@ class FoldTrainer:
         self.lengths = data.train.lengths[self.train_rows]
         self.batches_per_epoch = len(epoch_batches(self.lengths, cfg.batch_size, cfg.seed, fold, 0))
 
-        self.step, self.best, self.history = 0, {"score": -1.0, "step": 0}, []
+        self.step, self.best = 0, {"score": -1.0, "step": 0}
+        self.history = History()
+        self.events.subscribe(lambda event: self.history(event))  # the one restored on resume
         self.samples = self.tokens = 0
         self.loop_time = 0.0
         self.skipped_steps = self.nonfinite_in_a_row = 0
-        self.stepper = SyncFreeStep(self) if cfg.step == "sync_free" else EagerStep(self)
+        context = StepContext(
+            config, data.train, self.labels, self.pad_id, self.model, self.net, self.optimizer,
+            self.margins, self.weights, self.row_weight, device, dist,
+        )  # fmt: skip
+        self.stepper = SyncFreeStep(context) if cfg.step == "sync_free" else EagerStep(context)
         if cfg.step == "sync_free" and graphs_wanted(cfg.cuda_graphs, device, dist.world):
             self.stepper.graphs = StepGraphs(self.stepper, console)
 
@@ -198,50 +210,50 @@ class FoldTrainer:
                 for name in (CHECKPOINT, PREVIOUS_CHECKPOINT, BEST_MODEL):
                     (self.out / name).unlink(missing_ok=True)
                 save_backbone_files(self.model.backbone, self.data.tokenizer, self.out / BACKBONE)
+            self.events.emit(Start(0, self.cfg.steps))
             return False
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self._lrs_on_device()
         self.scheduler.load_state_dict(state["scheduler"])
         set_rng_state(state["rng"])
-        self.step, self.best, self.history = state["step"], state["best"], state["history"]
+        self.step, self.best, self.history = state["step"], state["best"], History(state["history"])
         self.nonfinite_in_a_row, self.skipped_steps = state.get("nonfinite", (0, 0))
         self.stepper.restore_counts(self.nonfinite_in_a_row, self.skipped_steps)
         if self.dist.main and not (self.out / BACKBONE / "config.json").is_file():
             save_backbone_files(self.model.backbone, self.data.tokenizer, self.out / BACKBONE)
         self._restore_best()
         self.console.print(f"fold {self.fold}: resuming from step {self.step}")
+        self.events.emit(Start(self.step, self.cfg.steps))
         return True
 
     # -----------------------------------------------------------------------------------------
     # One optimiser step
 
-    def batch_normaliser(self, batch: np.ndarray, epoch: int) -> float:
-        """What the summed loss of the whole batch is divided by: its row count, or in the DRW
-        phase the sum of its rows' class weights (PyTorch's weighted mean). Computed from the
-        unsplit batch by every process, so micro-batches and ranks weigh rows as one batch."""
-        if uses_drw_weights(self.cfg.loss, epoch, self.cfg.drw_start_epoch):
-            return float(self.row_weight[self.labels[batch]].sum())
-        return float(len(batch))
-
     def train_step(self, batch: np.ndarray, epoch: int) -> None:
         """One optimiser step on `batch` (the whole batch; each rank trains on its share). A
         non-finite loss or gradient norm skips the update (counted); the step, the schedule
         and the data order move on as usual."""
-        self.stepper.run(batch, epoch)
+        counts = self.stepper.run(batch, epoch)
+        self.samples += counts.rows
+        self.tokens += counts.tokens
         with warnings.catch_warnings():  # after a skipped first update torch warns wrongly
             warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step")
             self.scheduler.step()
         self.step += 1
 
-    def read_progress(self) -> float:
-        """The last step's loss, read from the device (with the non-finite counts); stops the
-        fold when `max_nonfinite_steps` steps in a row were not finite."""
-        loss, self.nonfinite_in_a_row, self.skipped_steps = self.stepper.read()
+    def read_progress(self) -> StepReading:
+        """The last step's loss and gradient norm, read from the device with the non-finite
+        counts; stops the fold when `max_nonfinite_steps` steps in a row were not finite."""
+        reading = self.stepper.read()
+        self.nonfinite_in_a_row, self.skipped_steps = (
+            reading.nonfinite_in_a_row,
+            reading.skipped_steps,
+        )
         if self.nonfinite_in_a_row >= self.cfg.max_nonfinite_steps:
             in_a_row = self.nonfinite_in_a_row
             self._diverged(f"{in_a_row} steps in a row had a non-finite loss or gradient")
-        return loss
+        return reading
 
     def _diverged(self, what: str) -> None:
         lr = self.scheduler.get_last_lr()[0]
@@ -270,12 +282,13 @@ class FoldTrainer:
         y = self.labels[self.val_rows]
         return macro_f1(y, logits.argmax(1), self.config.data.num_labels)
 
-    def _any_rank(self, flag: bool) -> bool:
+    def _any_rank(self, *flags: bool) -> list[bool]:
+        """Each flag, true if it is true on any rank (rank 0 decides what the others follow)."""
         if self.dist.world == 1:
-            return flag
-        value = torch.tensor(float(flag), device=self.device)
-        torch_dist.all_reduce(value, op=torch_dist.ReduceOp.MAX)
-        return bool(value.item())
+            return list(flags)
+        values = torch.tensor([float(flag) for flag in flags], device=self.device)
+        torch_dist.all_reduce(values, op=torch_dist.ReduceOp.MAX)
+        return [bool(v) for v in values.tolist()]
 
     def _checkpoint_state(self) -> dict:
         inputs = self.data.inputs
@@ -286,31 +299,41 @@ class FoldTrainer:
             "rng": rng_state(),
             "step": self.step,
             "best": self.best,
-            "history": self.history,
+            "history": self.history.as_dict(),
             "nonfinite": (self.nonfinite_in_a_row, self.skipped_steps),
             "folds_sha256": inputs.folds_sha256,
             "train_sha256": inputs.train.sha256,
             "config_sha256": inputs.fingerprint,
         }
 
-    def evaluate_and_checkpoint(self, epoch: int, loss: float) -> None:
-        """At the evaluation cadence (and the last step) score the validation rows and keep the
-        best model; at the checkpoint cadence save everything a resume needs (rank 0)."""
+    def evaluate_and_checkpoint(self, epoch: int) -> None:
+        """At the evaluation cadence (and the last step) score the validation rows, tell the
+        events, keep the best model, and stop when a listener asked to; at the checkpoint
+        cadence save everything a resume needs (rank 0)."""
         cfg, step = self.cfg, self.step
         evaluates = step % cfg.eval_every == 0 or step == cfg.steps
-        score = self.evaluate() if evaluates and self.dist.main else 0.0
-        if evaluates and self._any_rank(score is None):  # rank 0 tells the others
-            self._diverged("the validation logits are not finite")
-        if evaluates and self.dist.main:
-            self.history.append({"step": step, "epoch": epoch, "loss": loss, "val_macro_f1": score})
-            if score > self.best["score"]:
-                self.best = {"score": score, "step": step}
-                save_torch({**self.best, "model": self.model.state_dict()}, self.out / BEST_MODEL)
+        if evaluates:
+            self._evaluate(epoch)
         if step % cfg.checkpoint_every == 0 and step < cfg.steps and self.dist.main:
             state = self._checkpoint_state()
             save_checkpoint(state, self.out / CHECKPOINT, self.out / PREVIOUS_CHECKPOINT)
         if step % cfg.eval_every == 0 or step % cfg.checkpoint_every == 0:
             self.dist.barrier()  # the other ranks wait while rank 0 evaluates and saves
+
+    def _evaluate(self, epoch: int) -> None:
+        step = self.step
+        score = self.evaluate() if self.dist.main else 0.0
+        if self.dist.main and score is not None:
+            self.events.emit(Evaluation(step, epoch, score))
+        diverged, stopped = self._any_rank(score is None, self.events.stop_reason is not None)
+        if diverged:  # rank 0 tells the others
+            self._diverged("the validation logits are not finite")
+        if stopped:
+            reason = self.events.stop_reason or "stopped by rank 0"
+            raise FoldStopped(reason, step, score if self.dist.main else None, self.fold)
+        if self.dist.main and score > self.best["score"]:
+            self.best = {"score": score, "step": step}
+            save_torch({**self.best, "model": self.model.state_dict()}, self.out / BEST_MODEL)
 
     # -----------------------------------------------------------------------------------------
     # The whole fold
@@ -330,6 +353,7 @@ class FoldTrainer:
         order: list[list[int]] = []
         mark = time.perf_counter()
         with StepProgress(self.console, f"fold {self.fold}", cfg.steps, self.step) as progress:
+            self.events.subscribe(ShowProgress(progress))
             while self.step < cfg.steps:
                 epoch, position = divmod(self.step, self.batches_per_epoch)
                 if position == 0 or not order:
@@ -337,17 +361,28 @@ class FoldTrainer:
                 self.train_step(self.train_rows[order[position]], epoch)
                 if not self._reads_now():
                     continue
-                loss = self.read_progress()  # waits for the device: the time below is real
+                reading = self.read_progress()  # waits for the device: the time below is real
                 self.loop_time += time.perf_counter() - mark
-                rate = self.samples / max(self.loop_time, 1e-9)
-                lr = self.scheduler.get_last_lr()[0]
-                progress.update(self.step, f"loss {loss:.4f}  lr {lr:.2e}  {rate:.1f} samples/s")
-                self.evaluate_and_checkpoint(epoch, loss)
+                self.events.emit(self._step_event(reading))
+                self.evaluate_and_checkpoint(epoch)
                 mark = time.perf_counter()  # evaluating and saving are not training time
         self.dist.barrier()
         if not self.dist.main:
             return None
         return self._best_model_fit()
+
+    def _step_event(self, reading: StepReading) -> Step:
+        seconds = max(self.loop_time, 1e-9)
+        return Step(
+            step=self.step,
+            total=self.cfg.steps,
+            loss=reading.loss,
+            lr=float(self.scheduler.get_last_lr()[0]),
+            grad_norm=reading.grad_norm,
+            skipped_steps=reading.skipped_steps,
+            samples_per_s=self.samples / seconds,
+            tokens_per_s=self.tokens / seconds,
+        )
 
     def _graph_counts(self) -> dict | None:
         graphs = getattr(self.stepper, "graphs", None)
@@ -378,7 +413,7 @@ class FoldTrainer:
             samples_per_s=self.samples / seconds,
             tokens_per_s=self.tokens / seconds,
             best_step=self.best["step"],
-            history=self.history,
+            history=self.history.as_dict(),
             extra={
                 "peak_memory_mb": peak_memory_mb(self.device),
                 "device": str(self.device),

@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 from rich.console import Console
 
+from comp.events import Events
 from comp.kinds import FoldFit, RunInputs
 from comp.kinds.transformer.loop import EncodedRun, FoldTrainer
 from comp.neural.backbone import load_tokenizer, tokenizer_options
@@ -44,14 +45,15 @@ class TransformerRun:
         self.console = console if self.dist.main else Console(quiet=True)
         self.data = encode_run(inputs)
 
-    def fit_fold(self, fold: int, out: Path) -> FoldFit | None:
-        trainer = FoldTrainer(self.data, fold, out, self.device, self.console, self.dist)
-        fit = trainer.run()
-        del trainer
-        gc.collect()  # the fold's model and optimizer are garbage now: free their memory
-        if self.device.type == "cuda":
-            torch.cuda.empty_cache()
-        return fit
+    def fit_fold(self, fold: int, out: Path, events: Events) -> FoldFit | None:
+        trainer = FoldTrainer(self.data, fold, out, self.device, self.console, self.dist, events)
+        try:
+            return trainer.run()
+        finally:
+            del trainer
+            gc.collect()  # the fold's model and optimizer are garbage now: free their memory
+            if self.device.type == "cuda":
+                torch.cuda.empty_cache()
 
     def close(self) -> None:
         teardown(self.dist)

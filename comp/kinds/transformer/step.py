@@ -21,6 +21,7 @@ import numpy as np
 import torch
 import torch.distributed as torch_dist
 
+from comp.kinds.transformer.context import StepContext, StepCounts
 from comp.kinds.transformer.fgm import RowFGM
 from comp.kinds.transformer.losses import recipe_loss_sum, uses_drw_weights
 from comp.neural.batches import gather_rows
@@ -76,6 +77,16 @@ class HostBatch:
         return StepBuffers(**tensors, scale=scalars[0], drw=scalars[1])
 
 
+@dataclass(frozen=True)
+class StepReading:
+    """What a step reads back to the host at the logging cadence."""
+
+    loss: float  # the last step's loss
+    grad_norm: float  # the last step's gradient norm, before clipping
+    nonfinite_in_a_row: int
+    skipped_steps: int
+
+
 def stack_micro_batches(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
     """[M, B, ...] arrays of M micro-batches; a smaller last one is padded with copies of its
     first row whose target is -100 (they count for nothing), so all have one shape."""
@@ -96,13 +107,14 @@ class SyncFreeStep:
     """One optimiser step of the recipe with no host read. `run(batch, epoch)` does it all;
     `prepare`, `gradients` and `update` are its parts (a CUDA graph captures `compute`)."""
 
-    def __init__(self, trainer) -> None:  # a FoldTrainer: the step uses its parts
-        self.t = trainer
-        self.cfg, self.device, self.dist = trainer.cfg, trainer.device, trainer.dist
-        self.params = [p for p in trainer.model.parameters() if p.requires_grad]
-        self.fgm = RowFGM(trainer.model) if self.cfg.fgm else None
+    def __init__(self, context: StepContext) -> None:
+        self.c = context
+        self.cfg, self.device, self.dist = context.cfg, context.device, context.dist
+        self.params = [p for p in context.model.parameters() if p.requires_grad]
+        self.fgm = RowFGM(context.model) if self.cfg.fgm else None
         zero = torch.zeros((), device=self.device)
         self.last_loss, self.streak, self.skipped = zero.clone(), zero.clone(), zero.clone()
+        self.grad_norm = zero.clone()
         for p in self.params:  # gradient buffers that stay: zeroed in place, never freed
             p.grad = torch.zeros_like(p)
         self.graphs = None  # a graphs.StepGraphs when the step runs as CUDA graphs
@@ -113,22 +125,22 @@ class SyncFreeStep:
     def prepare(self, batch: np.ndarray, epoch: int) -> HostBatch | None:
         """The step's inputs, from the whole batch `batch` (each rank takes its share); None
         when the batch has fewer rows than ranks (no rank trains on it)."""
-        cfg, t, world = self.cfg, self.t, self.dist.world
+        cfg, c, world = self.cfg, self.c, self.dist.world
         used = batch[: len(batch) - len(batch) % world]
         if len(used) == 0:
             return None
         mine = shard(batch, self.dist)
-        lengths = t.data.train.lengths
-        width = padded_width(int(lengths[mine].max()), cfg.pad_multiple, t.config.model.max_len)
+        lengths = c.encoded.lengths
+        width = padded_width(int(lengths[mine].max()), cfg.pad_multiple, c.config.model.max_len)
         micro = -(-len(mine) // cfg.grad_accum)
         parts = []
         for start in range(0, len(mine), micro):
             rows = mine[start : start + micro]
-            ids, types, row_lengths = gather_rows(t.data.train, rows, t.pad_id, width)
+            ids, types, row_lengths = gather_rows(c.encoded, rows, c.pad_id, width)
             parts.append({"ids": ids, "types": types, "lengths": row_lengths,
-                          "targets": t.labels[rows]})  # fmt: skip
+                          "targets": c.labels[rows]})  # fmt: skip
         drw = uses_drw_weights(cfg.loss, epoch, cfg.drw_start_epoch)
-        scale = world / t.batch_normaliser(used, epoch)
+        scale = world / c.batch_normaliser(used, epoch)
         tokens = int(lengths[mine].sum()) * world
         return HostBatch(stack_micro_batches(parts), scale, float(drw), len(used), tokens)
 
@@ -139,13 +151,13 @@ class SyncFreeStep:
         positions = torch.arange(ids.shape[1], device=ids.device)
         mask = (positions[None, :] < lengths[:, None])[:, None, None, :]  # [B, 1, 1, W]
         with device_context(self.device, self.cfg.precision, self.cfg.attention):
-            logits = self.t.net(input_ids=ids, attention_mask=mask, token_type_ids=types)
+            logits = self.c.net(input_ids=ids, attention_mask=mask, token_type_ids=types)
         return logits.float()
 
     def _loss(self, logits: torch.Tensor, targets: torch.Tensor, buffers: StepBuffers):
-        t = self.t
+        c = self.c
         return buffers.scale * recipe_loss_sum(
-            logits, targets, buffers.drw, t.margins, t.weights, self.cfg.ldam_s
+            logits, targets, buffers.drw, c.margins, c.weights, self.cfg.ldam_s
         )
 
     def gradients(self, buffers: StepBuffers) -> torch.Tensor:
@@ -175,9 +187,10 @@ class SyncFreeStep:
         bad = (~(torch.isfinite(total) & torch.isfinite(grad_norm))).float()
         if self.dist.world > 1:  # every rank makes the same skip decision
             torch_dist.all_reduce(bad, op=torch_dist.ReduceOp.MAX)
-        self.t.optimizer.found_inf = bad
-        self.t.optimizer.step()
+        self.c.optimizer.found_inf = bad
+        self.c.optimizer.step()
         self.last_loss.copy_(total)
+        self.grad_norm.copy_(grad_norm)
         self.streak.mul_(bad).add_(bad)
         self.skipped.add_(bad)
         torch._foreach_zero_([p.grad for p in self.params])
@@ -185,23 +198,23 @@ class SyncFreeStep:
     def compute(self, buffers: StepBuffers) -> None:
         self.update(self.gradients(buffers))
 
-    def run(self, batch: np.ndarray, epoch: int) -> None:
+    def run(self, batch: np.ndarray, epoch: int) -> StepCounts:
         host = self.prepare(batch, epoch)
         if host is None:
-            return
-        self.t.samples += host.rows
-        self.t.tokens += host.tokens
+            return StepCounts(0, 0)
         buffers = host.to_device(self.device)
         if self.graphs is not None and host.rows == self.cfg.batch_size:
             self.graphs.run(buffers)  # the odd-sized last batch of an epoch runs eagerly
         else:
             self.compute(buffers)
+        return StepCounts(host.rows, host.tokens)
 
-    def read(self) -> tuple[float, int, int]:
-        """(the last step's loss, non-finite steps in a row, non-finite steps in all): the
-        step's one host read, at the logging cadence."""
-        loss, streak, skipped = torch.stack([self.last_loss, self.streak, self.skipped]).tolist()
-        return loss, int(streak), int(skipped)
+    def read(self) -> StepReading:
+        """The last step's loss and gradient norm and the non-finite counts: the step's one host
+        read, at the logging cadence."""
+        values = torch.stack([self.last_loss, self.grad_norm, self.streak, self.skipped])
+        loss, grad_norm, streak, skipped = values.tolist()
+        return StepReading(loss, grad_norm, int(streak), int(skipped))
 
     def restore_counts(self, streak: int, skipped: int) -> None:
         self.streak.fill_(streak)
