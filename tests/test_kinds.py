@@ -30,7 +30,7 @@ METRIC_KEYS = {
     "val_rows",
     "folds_sha256",
     "train_sha256",
-    "config_sha256",
+    "fingerprint",
     "per_class_f1",
     "best_step",
     "history",

@@ -191,3 +191,38 @@ def test_the_default_fingerprints_stay_those_finished_folds_were_trained_with():
     assert fold_fingerprint(config) == (
         "43bb1c1b7ac2a18dec3f272f8eb8e2c41971785d8cf8a6784991171192430790"
     )
+
+
+def test_the_results_table_prints_only_what_the_kind_measured():
+    from comp.runs.frame import FoldResult, print_results
+
+    console = Console(record=True, width=200)
+    print_results([FoldResult(0, 0.5, None, 1.0, 10.0, None)], console)  # kNN: no steps, tokens
+    header = console.export_text().splitlines()[2]
+    assert "samples/s" in header and "best step" not in header and "tokens/s" not in header
+    print_results([FoldResult(0, 0.5, 40, 1.0, 10.0, 2000.0)], console)
+    text = console.export_text()
+    assert "best step" in text and "2,000" in text
+
+
+def test_metrics_written_with_the_old_fingerprint_key_still_count_as_finished(demo_root):
+    import json
+
+    from comp.layout import METRICS, fold_dir
+    from comp.runs.frame import train_folds
+    from tests.conftest import demo_config
+
+    config = demo_config(demo_root, **{"model.kind": "tfidf", "train.experiment": "old_key"})
+    train_folds(config, [0], "cpu", False, Console(quiet=True))
+    path = fold_dir(config, 0) / METRICS
+    metrics = json.loads(path.read_text())
+    metrics["config_sha256"] = metrics.pop("fingerprint")  # as comp before 2026-12 wrote it
+    path.write_text(json.dumps(metrics))
+    assert [r.skipped for r in train_folds(config, [0], "cpu", False, Console(quiet=True))] == [
+        True
+    ]
+    metrics["config_sha256"] = "another"
+    path.write_text(json.dumps(metrics))
+    assert [r.skipped for r in train_folds(config, [0], "cpu", False, Console(quiet=True))] == [
+        False
+    ]

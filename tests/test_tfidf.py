@@ -44,7 +44,7 @@ def test_folds_learn_and_record_the_classifier(tfidf_root):
         assert metrics["val_macro_f1"] > 10 * chance
         assert metrics["device"] == "cpu" and metrics["classifier"] == "logreg"
         assert metrics["num_features"] > 0 and metrics["logit_scale"] == 1.0
-        assert metrics["best_step"] == 0 and metrics["history"] == {}
+        assert metrics["best_step"] is None and metrics["history"] == {}
 
 
 def test_predict_reproduces_the_folds_test_logits_exactly(tfidf_root):

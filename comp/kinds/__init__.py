@@ -32,6 +32,7 @@ the same contract checks.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -55,6 +56,27 @@ KINDS: dict[str, str] = {
 
 
 @dataclass(frozen=True)
+class MadeWith:
+    """What a fold's files were made from: the fold file, the train file, and the fingerprint of
+    the config values that shape the fold (`comp.runs.frame.fold_fingerprint`). metrics.json and
+    checkpoints record it; a fold or checkpoint made with anything else is stale."""
+
+    folds_sha256: str
+    train_sha256: str
+    fingerprint: str
+
+    def record(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def recorded(cls, record: dict) -> MadeWith:
+        """As a metrics.json or checkpoint records it (comp before 2026-12 named the fingerprint
+        `config_sha256`)."""
+        fingerprint = record.get("fingerprint", record.get("config_sha256"))
+        return cls(record.get("folds_sha256"), record.get("train_sha256"), fingerprint)
+
+
+@dataclass(frozen=True)
 class RunInputs:
     """What the fold frame loads once per run and hands to every kind."""
 
@@ -67,6 +89,10 @@ class RunInputs:
     cache_dir: Path  # where a kind may cache what every fold of the experiment reuses
     writes: bool = True  # this process writes files (False on torchrun ranks other than 0)
     extra: ExtraRows | None = None  # data.extra_train rows, appended to `train` (fold -2)
+
+    @property
+    def made_with(self) -> MadeWith:
+        return MadeWith(self.folds_sha256, self.train.sha256, self.fingerprint)
 
     def train_rows(self, fold: int) -> np.ndarray:
         keep = self.folds != fold  # train-only rows (fold -1) and extra rows (-2) included
@@ -86,8 +112,8 @@ class FoldFit:
     val_logits: np.ndarray
     test_logits: list[np.ndarray]
     samples_per_s: float
-    tokens_per_s: float
-    best_step: int = 0
+    tokens_per_s: float | None = None  # None: the kind counts no tokens
+    best_step: int | None = None  # the step of the best evaluation; None: it trains no steps
     history: dict = field(default_factory=dict)  # comp.events.History.as_dict(); {} without steps
     extra: dict = field(default_factory=dict)
 

@@ -216,7 +216,6 @@ class KnnRun:
             val,
             tests,
             samples_per_s=rows / seconds,  # rows embedded and scored
-            tokens_per_s=0.0,
             extra={
                 "base_experiment": self.base.train.experiment,
                 "k": cfg.k,

@@ -34,7 +34,15 @@ from comp.io import (
     sha256_file,
     write_json_atomically,
 )
-from comp.kinds import FoldFit, KindRun, ModelKind, RunInputs, derived_configs, get_kind
+from comp.kinds import (
+    FoldFit,
+    KindRun,
+    MadeWith,
+    ModelKind,
+    RunInputs,
+    derived_configs,
+    get_kind,
+)
 from comp.layout import CACHE, METRICS, OOF, STOPPED, TEST_LOGITS, experiment_dir, fold_dir
 from comp.locks import folder_lock
 from comp.runs.outputs import write_config_file, write_fold_outputs
@@ -50,10 +58,10 @@ INPUT_KEYS = ("text_column", "label_column", "question_marker", "answer_marker")
 class FoldResult:
     fold: int
     macro_f1: float
-    best_step: int
+    best_step: int | None  # None: the kind trains no steps
     wall_s: float
     samples_per_s: float
-    tokens_per_s: float
+    tokens_per_s: float | None  # None: the kind counts no tokens
     skipped: bool = False
 
     @classmethod
@@ -61,10 +69,10 @@ class FoldResult:
         return cls(
             metrics["fold"],
             metrics["val_macro_f1"],
-            metrics["best_step"],
+            metrics.get("best_step"),
             metrics["wall_s"],
             metrics["samples_per_s"],
-            metrics["tokens_per_s"],
+            metrics.get("tokens_per_s"),
             skipped,
         )
 
@@ -130,9 +138,8 @@ def finished_metrics(
     if not path.is_file():
         return None
     metrics = read_json(path, f"comp train --fold {fold} --force")
-    made_with = ("folds_sha256", "train_sha256", "config_sha256")
-    now = (folds_sha256, train_sha256, fingerprint)
-    return metrics if tuple(metrics.get(key) for key in made_with) == now else None
+    now = MadeWith(folds_sha256, train_sha256, fingerprint)
+    return metrics if MadeWith.recorded(metrics) == now else None
 
 
 def clear_fold(folder: Path, kind_files: tuple[str, ...]) -> None:
@@ -294,18 +301,29 @@ def train_folds(
     return ordered
 
 
+RESULT_COLUMNS = {  # the table's columns: what each shows of a FoldResult (None: not measured)
+    "fold": lambda r: str(r.fold),
+    "val macro-F1": lambda r: f"{r.macro_f1:.4f}",
+    "best step": lambda r: None if r.best_step is None else str(r.best_step),
+    "wall s": lambda r: f"{r.wall_s:.1f}",
+    "samples/s": lambda r: f"{r.samples_per_s:.1f}",
+    "tokens/s": lambda r: None if r.tokens_per_s is None else f"{r.tokens_per_s:,.0f}",
+    "note": lambda r: "skipped" if r.skipped else "",
+}
+
+
 def print_results(results: list[FoldResult], console: Console) -> None:
+    """The folds' results; a column of a figure no fold measured is left out, and a figure one
+    fold did not measure is blank, never a zero."""
+    rows = sorted(results, key=lambda r: r.fold)
+    shown = {
+        name: cell
+        for name, cell in RESULT_COLUMNS.items()
+        if any(cell(r) is not None for r in rows) or not rows
+    }
     table = Table(title="training results")
-    for column in ("fold", "val macro-F1", "best step", "wall s", "samples/s", "tokens/s", "note"):
+    for column in shown:
         table.add_column(column, justify="right")
-    for r in sorted(results, key=lambda r: r.fold):
-        table.add_row(
-            str(r.fold),
-            f"{r.macro_f1:.4f}",
-            str(r.best_step),
-            f"{r.wall_s:.1f}",
-            f"{r.samples_per_s:.1f}",
-            f"{r.tokens_per_s:,.0f}",
-            "skipped" if r.skipped else "",
-        )
+    for r in rows:
+        table.add_row(*(cell(r) or "" for cell in shown.values()))
     console.print(table)

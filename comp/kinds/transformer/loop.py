@@ -32,7 +32,7 @@ from rich.console import Console
 
 from comp.errors import CompError
 from comp.events import Evaluation, Events, FoldStopped, History, ShowProgress, Start, Step
-from comp.kinds import FoldFit, RunInputs
+from comp.kinds import FoldFit, MadeWith, RunInputs
 from comp.kinds.transformer.context import StepContext
 from comp.kinds.transformer.eager_step import EagerStep
 from comp.kinds.transformer.graphs import StepGraphs, graphs_wanted
@@ -59,7 +59,6 @@ from comp.neural.optim import linear_warmup_decay, llrd_param_groups
 from comp.neural.token_cache import EncodedTexts
 from comp.progress import StepProgress
 
-MADE_WITH = ("folds_sha256", "train_sha256", "config_sha256")  # a checkpoint's provenance
 CHECKPOINT_KEYS = ("model", "optimizer", "scheduler", "rng", "step", "best", "history")
 
 
@@ -160,15 +159,11 @@ class FoldTrainer:
     # -----------------------------------------------------------------------------------------
     # Start or resume
 
-    def _made_with(self) -> tuple[str, str, str]:
-        inputs = self.data.inputs
-        return inputs.folds_sha256, inputs.train.sha256, inputs.fingerprint
-
     def _readable_checkpoint(self) -> dict | None:
         """The newest checkpoint that loads, each unreadable one reported in one line; an
         unreadable newest one is removed so that the next save keeps the good one as previous."""
         newest, previous = self.out / CHECKPOINT, self.out / PREVIOUS_CHECKPOINT
-        keys = CHECKPOINT_KEYS + MADE_WITH
+        keys = CHECKPOINT_KEYS + ("folds_sha256", "train_sha256")
         state, problems = read_newest_state(newest, previous, keys, self.device, self.dist.main)
         for problem in problems:
             self.console.print(f"fold {self.fold}: {problem}")
@@ -198,7 +193,7 @@ class FoldTrainer:
         fingerprint (True), else start clean, removing what an earlier attempt left (False)."""
         self.dist.barrier()  # every rank decides from the same files
         state = self._readable_checkpoint()
-        if state is not None and tuple(state.get(k) for k in MADE_WITH) != self._made_with():
+        if state is not None and MadeWith.recorded(state) != self.data.inputs.made_with:
             self.console.print(
                 f"fold {self.fold}: its checkpoint was made with other data, folds or training "
                 "config; restarting"
@@ -301,9 +296,7 @@ class FoldTrainer:
             "best": self.best,
             "history": self.history.as_dict(),
             "nonfinite": (self.nonfinite_in_a_row, self.skipped_steps),
-            "folds_sha256": inputs.folds_sha256,
-            "train_sha256": inputs.train.sha256,
-            "config_sha256": inputs.fingerprint,
+            **inputs.made_with.record(),
         }
 
     def evaluate_and_checkpoint(self, epoch: int) -> None:
