@@ -17,7 +17,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 COMP := $(BIN)/comp
 
-.PHONY: setup test lint all train clean
+.PHONY: setup test lint docs all train clean
 .DELETE_ON_ERROR:
 
 setup: $(STAMP)
@@ -35,6 +35,10 @@ lint: $(STAMP)
 test: lint
 	$(BIN)/pytest
 
+# docs/config.md is generated from the config dataclasses' comments (a test fails when stale)
+docs: $(STAMP)
+	$(COMP) show-config --docs > docs/config.md
+
 clean:
 	rm -rf data/demo runs .make folds/*.csv folds/*.json folds/*.yaml submissions/*.csv \
 		submissions/*.yaml
@@ -43,7 +47,7 @@ clean:
 # The pipeline. Its paths come from the config: make builds .make/<config>.mk (after setup, with
 # `comp show-config --make`) and reads it; GNU make restarts itself once that file is made.
 
-ifeq ($(filter setup lint test clean,$(MAKECMDGOALS)),)
+ifeq ($(filter setup lint test docs clean,$(MAKECMDGOALS)),)
 empty :=
 space := $(empty) $(empty)
 CONFIG_ARGS := $(foreach c,$(CONFIG),--config $(c))

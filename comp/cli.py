@@ -364,12 +364,20 @@ def runs(config, sort: str, csv_path: str | None, tail_rows: int | None) -> None
 @main.command("show-config")
 @config_options
 @click.option("--make", "as_make", is_flag=True, help="As Makefile variables (used by make).")
-def show_config(config, as_make: bool) -> None:
+@click.option(
+    "--docs", "as_docs", is_flag=True, help="The config reference, docs/config.md, from the code."
+)
+def show_config(config, as_make: bool, as_docs: bool) -> None:
     """Print the resolved config (defaults, files and --set overrides merged)."""
     from comp.config import dump_config
     from comp.makefile import make_variables
 
-    if as_make:
+    if as_docs:
+        from comp.config_reference import config_reference
+        from comp.kinds import default_config
+
+        click.echo(config_reference(default_config()), nl=False)
+    elif as_make:
         for key, value in make_variables(config).items():
             click.echo(f"{key} := {value}")
     else:

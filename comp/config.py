@@ -31,7 +31,7 @@ class ConfigError(CompError):
 @dataclass
 class TestSet:
     name: str  # used in output names: test_logits.parquet rows, submissions/<exp>_<name>.csv
-    path: str
+    path: str  # the test CSV: the id column and the text column
 
 
 @dataclass
@@ -44,8 +44,8 @@ class ExtraTrain:
 
 @dataclass
 class DataConfig:
-    train: str = "data/abjadmed/shared_task_train.csv"
-    test_sets: list[TestSet] = field(
+    train: str = "data/abjadmed/shared_task_train.csv"  # the labelled training CSV
+    test_sets: list[TestSet] = field(  # every file to predict; each gets its own submission
         default_factory=lambda: [
             TestSet("devtest", "data/abjadmed/shared_task_devtest_no_label.csv")
         ]
@@ -53,30 +53,30 @@ class DataConfig:
     solution: str | None = None  # Kaggle-style answer key (Id, label, Usage); scoring only
     extra_train: list[ExtraTrain] = field(default_factory=list)  # added to every training split,
     # never validated; rows repeating a fold's validation rows or a test row are left out
-    text_column: str = "text"
-    label_column: str = "label"
+    text_column: str = "text"  # question and answer, split at the markers below
+    label_column: str = "label"  # integer class ids 0..num_labels-1
     category_column: str | None = "category"  # class names for reports; null if absent
-    id_column: str = "Id"
-    prediction_column: str = "Predicted"
-    question_marker: str = "السؤال"
-    answer_marker: str = "الجواب"
-    num_labels: int = 82
+    id_column: str = "Id"  # the test files' row id, copied into submissions
+    prediction_column: str = "Predicted"  # the submission's class column
+    question_marker: str = "السؤال"  # starts the question in `text` (a row without it is one text)
+    answer_marker: str = "الجواب"  # starts the answer in `text`
+    num_labels: int = 82  # classes; every model outputs this many logits
 
 
 @dataclass
 class DemoConfig:
-    out_dir: str = "data/demo"
+    out_dir: str = "data/demo"  # where `comp demo-data` writes the synthetic competition
     scale: float = 1.0  # 1.0 = the real class profile (27,950 train rows)
-    seed: int = 42
+    seed: int = 42  # the generator's seed: the same files every time
     min_class_rows: int = 10  # floor per class when scaled down: keeps every class in every fold
 
 
 @dataclass
 class FoldsConfig:
     name: str = "abjadmed"  # folds/<name>.csv and folds/<name>.json
-    dir: str = "folds"
-    k: int = 5
-    seed: int = 42
+    dir: str = "folds"  # the folder of the fold files
+    k: int = 5  # number of folds
+    seed: int = 42  # the stratifier's seed
     group_duplicates: bool = True  # every duplicate group (see `dedup`) inside one fold
 
 
@@ -98,15 +98,16 @@ ADDED_KEY_DEFAULTS = {"model.pooling": "cls"}
 class ModelConfig:
     kind: str = "transformer"  # a model kind of comp.kinds.KINDS: transformer | tfidf | knn | probe
     backbone: str = "UBC-NLP/ARBERTv2"  # hub id or local folder (from_pretrained format)
-    max_len: int = 512
+    max_len: int = 512  # tokens of [CLS] question [SEP] answer [SEP], at most the positions
     answer_min_tokens: int = 50  # head-tail truncation keeps at least this much answer
-    dropout: float = 0.1
+    dropout: float = 0.1  # before the head
     head: str = "linear"  # linear | cosine (cosine wants train.ldam_s around 30)
     pooling: str = "cls"  # cls | mean: the head reads the [CLS] vector or the real tokens' mean
+
     # Tokenizer flags applied on loading (null = the tokenizer's own setting). ARBERTv2 and
     # MARBERTv2 ship do_lower_case: true, which also strips accents: أ, إ, آ become ا.
     lowercase: bool | None = None
-    strip_accents: bool | None = None
+    strip_accents: bool | None = None  # (as lowercase: null keeps the tokenizer's own)
 
 
 @dataclass
@@ -117,23 +118,23 @@ class PretrainConfig:
     backbone: str = ""  # where pretraining starts (hub id or folder); "" = model.backbone
     out_dir: str = ""  # the pretrained backbone's folder; model.backbone pointing here = use it
     include_test: bool = True  # the test sets' text too (unlabelled: no label is ever read)
-    steps: int = 3000
-    batch_size: int = 64
-    lr: float = 5.0e-5
-    weight_decay: float = 0.01
-    warmup_ratio: float = 0.06
-    max_grad_norm: float = 1.0
+    steps: int = 3000  # optimiser steps
+    batch_size: int = 64  # rows a step
+    lr: float = 5.0e-5  # AdamW's peak learning rate, one for every layer
+    weight_decay: float = 0.01  # AdamW's (none on biases and LayerNorm)
+    warmup_ratio: float = 0.06  # share of the steps warming up linearly; linear decay after
+    max_grad_norm: float = 1.0  # gradient clipping
     mask_rate: float = 0.15  # share of tokens to predict: 80 % [MASK], 10 % random, 10 % kept
     whole_word: bool = True  # mask every piece of a word together (WordPiece `##` pieces)
     seed: int = 42  # masks, data order, dropout and the new MLM head's initialisation
-    checkpoint_every: int = 500
+    checkpoint_every: int = 500  # steps between checkpoints in <out_dir>.work/ (resume)
 
 
 @dataclass
 class TrainConfig:
     experiment: str = "arbertv2_ldam_fgm"  # runs/<experiment>/fold<K>/
-    runs_dir: str = "runs"
-    seed: int = 42
+    runs_dir: str = "runs"  # every experiment, ensemble, audit and study lives under it
+    seed: int = 42  # weights of the head, dropout, data order
     device: str = "auto"  # auto = cuda if available, else cpu
     compile: bool = False  # torch.compile the training passes (dynamic shapes; slow to compile;
     # tried in single processes only, not under torchrun)
@@ -141,22 +142,22 @@ class TrainConfig:
     steps: int = 8000  # the paper: 8,000 steps, about 20 epochs at batch 64
     batch_size: int = 64  # effective batch (micro-batch x grad_accum)
     grad_accum: int = 1  # raise on a small GPU: micro-batch = batch_size / grad_accum
-    eval_batch_size: int = 128
+    eval_batch_size: int = 128  # rows a batch when scoring validation and test rows
     lr: float = 5.0e-5  # the head's lr; the paper does not state it
     llrd_decay: float = 0.9  # layer l gets lr * decay^(L - l)
-    weight_decay: float = 0.01
-    warmup_ratio: float = 0.1
-    max_grad_norm: float = 1.0
+    weight_decay: float = 0.01  # AdamW's (none on biases and LayerNorm)
+    warmup_ratio: float = 0.1  # share of the steps warming up linearly; linear decay after
+    max_grad_norm: float = 1.0  # gradient clipping, after FGM's weights are restored
     loss: str = "ldam_drw"  # ldam_drw | ce
     drw_start_epoch: int = 5  # plain CE before this epoch, LDAM + DRW weights after
     ldam_c: float = 1.0  # margin = C / n^(1/4)
     ldam_max_m: float | None = None  # Cao et al. scaling: the rarest class gets max_m (0.5)
     ldam_s: float = 1.0  # logit scale; 30 only with the cosine head
-    drw_beta: float = 0.9999
+    drw_beta: float = 0.9999  # DRW weights (1 - beta) / (1 - beta^n), summing to the classes
     boost_classes: list[int] = field(default_factory=list)  # margin from n/boost_factor
-    boost_factor: float = 10.0
-    fgm: bool = True
-    fgm_eps: float = 0.2
+    boost_factor: float = 10.0  # boost_classes' margins use n / boost_factor
+    fgm: bool = True  # adversarial training on the word embeddings (FGM)
+    fgm_eps: float = 0.2  # FGM's step: eps * g / ||g||
     precision: str = "bf16"  # bf16 | fp32: autocast on CUDA (the head stays fp32); CPUs use fp32
     step: str = "sync_free"  # sync_free | eager (the step before, kept for A/B checks)
     cuda_graphs: str = "false"  # auto | true | false: the sync-free step as CUDA graphs; off until
@@ -165,8 +166,8 @@ class TrainConfig:
     log_every: int = 10  # steps between host reads of the loss (progress, divergence check)
     tensorboard: bool = False  # write the training events as TensorBoard files into each fold
     max_nonfinite_steps: int = 5  # steps in a row with a NaN/inf loss or gradient: the fold stops
-    eval_every: int = 500
-    checkpoint_every: int = 500
+    eval_every: int = 500  # steps between validations (the best one's weights are kept)
+    checkpoint_every: int = 500  # steps between checkpoints (resume after a kill)
 
 
 @dataclass
@@ -179,14 +180,14 @@ class EnsembleConfig:
     optimize_weights: bool = False  # fit non-negative weights on OOF macro-F1
     logit_adjustment: bool = True  # z - tau * log(prior), tau cross-fitted on OOF
     tau_max: float = 2.0  # tau searched on a grid 0..tau_max
-    tau_step: float = 0.05
+    tau_step: float = 0.05  # the grid's step
     class_bias: bool = False  # per-class biases on top, cross-fitted and shrunk (overfits easily)
     bias_shrinkage: float = 0.5  # biases are multiplied by this before use
 
 
 @dataclass
 class SubmitConfig:
-    dir: str = "submissions"
+    dir: str = "submissions"  # where `comp submit` writes
     name: str = ""  # submissions/<name>_<test set>.csv; default: the ensemble's name
     combined: bool = False  # also one file holding every test set's rows
 

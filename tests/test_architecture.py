@@ -96,6 +96,7 @@ LAYERS = [
             "comp.progress",
             "comp.locks",
             "comp.layout",
+            "comp.config_reference",
             "comp.events",
             "comp.tensorboard",
         ),

@@ -16,10 +16,10 @@ class TfidfConfig:
 
     word_ngram_max: int = 2  # word n-grams 1..word_ngram_max
     char_ngram_min: int = 0  # character n-grams (char_wb) min..max; 0 turns them off
-    char_ngram_max: int = 0
-    min_df: int = 2
+    char_ngram_max: int = 0  # (see char_ngram_min)
+    min_df: int = 2  # n-grams in fewer training rows are dropped
     max_features: int = 200_000  # per analyzer
-    sublinear_tf: bool = True
+    sublinear_tf: bool = True  # 1 + log(tf) instead of tf
     classifier: str = "logreg"  # logreg | svm (LinearSVC, scores used as logits)
     c: float = 0.5  # inverse regularisation strength (tuned on the full-size demo)
     class_weight: str = "balanced"  # balanced | none
