@@ -3,6 +3,7 @@ batched (`Batching`), a classifier's logits and an encoder's pooled vectors, in 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -93,10 +94,12 @@ def embed_rows(
     batching: Batching,
     pooling: str = "cls",
     normalize: bool = True,
+    done: Callable[[int], None] | None = None,
 ) -> np.ndarray:
     """An encoder's (a transformers model's) vectors of `rows`: the [CLS] vector or the mean
     over real tokens, float32 [rows, hidden], L2-normalised unless not `normalize` (cosine
-    retrieval compares unit vectors; a linear probe reads them as they are)."""
+    retrieval compares unit vectors; a linear probe reads them as they are). `done(n)` is told
+    the rows embedded so far after every batch (a progress display)."""
 
     def vectors(inputs: dict) -> torch.Tensor:
         with device_context(batching.device, batching.precision, batching.attention):
@@ -108,12 +111,12 @@ def embed_rows(
             pooled = hidden[:, 0]
         return torch.nn.functional.normalize(pooled, dim=-1) if normalize else pooled
 
-    return _in_length_order(encoder, encoded, rows, batching, vectors)
+    return _in_length_order(encoder, encoded, rows, batching, vectors, done)
 
 
-def _in_length_order(model, encoded, rows, batching: Batching, compute) -> np.ndarray:
+def _in_length_order(model, encoded, rows, batching: Batching, compute, done=None) -> np.ndarray:
     """`compute(inputs)` of every batch of `rows`, batched in length order, returned as one
-    float32 array in the order of `rows`."""
+    float32 array in the order of `rows`; `done(rows so far)` after each batch."""
     model.eval()
     rows = np.asarray(rows)
     order = np.argsort(encoded.lengths[rows], kind="stable")
@@ -125,6 +128,8 @@ def _in_length_order(model, encoded, rows, batching: Batching, compute) -> np.nd
         if out is None:
             out = np.zeros((len(rows), values.shape[1]), dtype=np.float32)
         out[part] = values
+        if done is not None:
+            done(min(start + b.batch_size, len(order)))
     return out if out is not None else np.zeros((0, 0), dtype=np.float32)
 
 
@@ -138,6 +143,7 @@ def embed_texts(
     pooling: str,
     cache_dir: Path,
     normalize: bool = True,
+    done: Callable[[int], None] | None = None,
 ) -> np.ndarray:
     """`embed_rows` of question/answer pairs, tokenised as `config.model` says (through the
     token cache in `cache_dir`)."""
@@ -145,4 +151,5 @@ def embed_texts(
     encoded = encode_cached(
         tokenizer, questions, answers, m.max_len, m.answer_min_tokens, cache_dir
     )
-    return embed_rows(encoder, encoded, np.arange(len(questions)), batching, pooling, normalize)
+    rows = np.arange(len(questions))
+    return embed_rows(encoder, encoded, rows, batching, pooling, normalize, done)
