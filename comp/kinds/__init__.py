@@ -52,6 +52,7 @@ KINDS: dict[str, str] = {
     "transformer": "comp.kinds.transformer",
     "tfidf": "comp.kinds.tfidf",
     "knn": "comp.kinds.knn",  # retrieval with a finished transformer experiment
+    "probe": "comp.kinds.probe",  # a linear model on a frozen encoder's vectors
 }
 
 
