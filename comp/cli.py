@@ -259,7 +259,7 @@ def report(config, name: str | None) -> None:
     folder = ensemble_dir(config)
     if not (folder / METRICS).is_file():
         raise CompError(f"{folder}: no ensemble found; run `comp ensemble` first")
-    for path in write_report(folder, label_names(config)):
+    for path in write_report(config, label_names(config)):
         _console().print(f"wrote {path}")
 
 

@@ -7,9 +7,13 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from comp import layout
+from comp.config import Config
 from comp.errors import CompError
 from comp.io import atomic_path, read_json, read_parquet
-from comp.layout import METRICS, OOF, PER_CLASS
+from comp.layout import METRICS, OOF, PER_CLASS, fold_dir
+
+LEARNING_CURVES = "learning_curves.png"
 
 
 def _save(fig, path: Path) -> None:
@@ -121,6 +125,52 @@ def plot_fold_scores(metrics: dict, path: Path) -> None:
     _save(fig, path)
 
 
+def curves(history: dict | list) -> tuple[list, list]:
+    """(step, training loss) and (step, validation macro-F1) points of a fold's metrics.json
+    history; a history written before the event stream holds the loss at each evaluation."""
+    if isinstance(history, list):
+        return [(h["step"], h["loss"]) for h in history], [
+            (h["step"], h["val_macro_f1"]) for h in history
+        ]
+    losses = [(h["step"], h["loss"]) for h in history.get("loss", [])]
+    return losses, [(h["step"], h["val_macro_f1"]) for h in history.get("val", [])]
+
+
+def fold_histories(config: Config, experiments: list[str]) -> dict[str, dict[int, tuple]]:
+    """Each experiment's folds' curves, for the experiments that train in steps."""
+    found: dict[str, dict[int, tuple]] = {}
+    for experiment in experiments:
+        for fold in range(config.folds.k):
+            path = fold_dir(config, fold, experiment) / METRICS
+            metrics = read_json(path, f"comp train --fold {fold} --force")
+            losses, val = curves(metrics.get("history") or {})
+            if losses or val:
+                found.setdefault(experiment, {})[fold] = (losses, val)
+    return found
+
+
+def plot_learning_curves(histories: dict[str, dict[int, tuple]], path: Path) -> None:
+    """Per experiment, training loss and validation macro-F1 against step, a line per fold."""
+    import matplotlib.pyplot as plt
+
+    rows = len(histories)
+    fig, axes = plt.subplots(rows, 2, figsize=(11, 3.4 * rows), squeeze=False)
+    for (experiment, folds), (loss_ax, val_ax) in zip(histories.items(), axes, strict=True):
+        for fold, (losses, val) in sorted(folds.items()):
+            if losses:
+                loss_ax.plot(*zip(*losses, strict=True), lw=1, label=f"fold {fold}")
+            if val:
+                val_ax.plot(*zip(*val, strict=True), marker="o", ms=3, lw=1, label=f"fold {fold}")
+        loss_ax.set_title(f"{experiment}: training loss", fontsize=10)
+        val_ax.set_title(f"{experiment}: validation macro-F1", fontsize=10)
+        for ax in (loss_ax, val_ax):
+            ax.set_xlabel("step")
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=7)
+    fig.tight_layout()
+    _save(fig, path)
+
+
 def _read_per_class(path: Path) -> pl.DataFrame:
     try:
         return pl.read_csv(path)
@@ -129,11 +179,13 @@ def _read_per_class(path: Path) -> pl.DataFrame:
         raise CompError(f"{path}: unreadable ({reason}); run `comp ensemble`") from None
 
 
-def write_report(ensemble_dir: Path, label_names: list[str]) -> list[Path]:
+def write_report(config: Config, label_names: list[str]) -> list[Path]:
+    """The report's PNGs in the ensemble's folder (`ensemble.name`); learning_curves.png only
+    when one of its experiments trains in steps."""
     import matplotlib
 
     matplotlib.use("Agg")
-    ensemble_dir = Path(ensemble_dir)
+    ensemble_dir = layout.ensemble_dir(config)
     metrics = read_json(ensemble_dir / METRICS, "comp ensemble")
     per_class = _read_per_class(ensemble_dir / PER_CLASS)
     oof = read_parquet(ensemble_dir / OOF, "comp ensemble")
@@ -146,4 +198,8 @@ def write_report(ensemble_dir: Path, label_names: list[str]) -> list[Path]:
     plot_f1_vs_count(per_class, paths[0])
     plot_confusion(oof, label_names, paths[1])
     plot_fold_scores(metrics, paths[2])
+    histories = fold_histories(config, [str(e) for e in metrics["experiments"]])
+    if histories:
+        paths.append(ensemble_dir / LEARNING_CURVES)
+        plot_learning_curves(histories, paths[-1])
     return paths

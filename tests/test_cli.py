@@ -247,7 +247,9 @@ def test_ensemble_report_submit_check_and_score(trained_root, trained_copy, tmp_
 
     result = run("report", "--config", path, "--name", "cli")
     assert result.exit_code == 0, result.output
-    for name in ("per_class_f1_vs_count.png", "confusion_top.png", "fold_scores.png"):
+    pictures = ("per_class_f1_vs_count.png", "confusion_top.png", "fold_scores.png",
+                "learning_curves.png")  # fmt: skip
+    for name in pictures:
         assert (ensemble / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
     config.ensemble.name = "cli"
