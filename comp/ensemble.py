@@ -300,26 +300,37 @@ def read_chosen_logits(
     return parquet, frame, column
 
 
-def run_ensemble(config: Config, experiments: list[str], optimize: bool | None = None):
-    cfg, c, k = config.ensemble, config.data.num_labels, config.folds.k
-    experiments = experiments or cfg.experiments or [config.train.experiment]
-    folds = load_fold_assignment(config)
+def aligned_predictions(
+    config: Config, experiments: list[str], folds: FoldAssignment
+) -> list[Predictions]:
+    """Each experiment's predictions; all must cover the same OOF rows and test Ids."""
     preds = [load_experiment(config, name, folds) for name in experiments]
     for name, p in zip(experiments[1:], preds[1:], strict=True):
         if not np.array_equal(p.rows, preds[0].rows) or not p.test_keys.equals(preds[0].test_keys):
             raise EnsembleError(
                 f"experiment '{name}' covers other rows or test Ids than '{experiments[0]}'"
             )
-    rows = preds[0].rows
-    y, fold_ids = folds.labels[rows], folds.fold[rows]
-    # One scalar per model, fitted by log-loss on all its OOF rows (not by the score, so the
-    # OOF macro-F1 stays honest up to one parameter per model).
-    temperatures = [p.temperature for p in preds]
-    if cfg.weights and len(cfg.weights) != len(experiments):
+    return preds
+
+
+@dataclass
+class Weighted:
+    """The experiments' logits averaged with their weights (cross-fitted when fitted)."""
+
+    oof: np.ndarray
+    test: np.ndarray
+    weights: np.ndarray  # used for the test logits
+    weights_per_fold: np.ndarray  # [k, experiments]: fold f's OOF rows used row f
+
+
+def weigh(
+    config: Config, preds: list[Predictions], y: np.ndarray, fold_ids: np.ndarray, optimize: bool
+) -> Weighted:
+    cfg, k, c = config.ensemble, config.folds.k, config.data.num_labels
+    if cfg.weights and len(cfg.weights) != len(preds):
         raise EnsembleError(
-            f"ensemble.weights has {len(cfg.weights)} values for {len(experiments)} experiments"
+            f"ensemble.weights has {len(cfg.weights)} values for {len(preds)} experiments"
         )
-    optimize = cfg.optimize_weights if optimize is None else optimize
     parts = [p.oof for p in preds]
     if optimize:
         oof, weights_per_fold, weights = cross_fit_weights(parts, y, fold_ids, k, cfg.average, c)
@@ -329,67 +340,44 @@ def run_ensemble(config: Config, experiments: list[str], optimize: bool | None =
         weights_per_fold = np.tile(weights, (k, 1))
         oof = average(parts, weights, cfg.average)
     test = average([p.test for p in preds], weights, cfg.average)
+    return Weighted(oof, test, weights, weights_per_fold)
 
-    counts = np.bincount(folds.labels, minlength=c)
-    log_prior = class_log_prior(folds.labels, c)
-    raw_pred = oof.argmax(1)
-    tau, oof_adjusted, test_tau = cross_fit_tau(oof, y, fold_ids, log_prior, tau_grid(cfg), k)
-    test_adjusted = test - test_tau * log_prior
+
+@dataclass
+class Adjusted:
+    """Logits minus tau * log(prior) (tau cross-fitted), with class biases when configured."""
+
+    oof: np.ndarray
+    test: np.ndarray
+    tau_per_fold: np.ndarray
+    tau_test: float
+
+
+def adjust(
+    cfg: EnsembleConfig, w: Weighted, y: np.ndarray, fold_ids: np.ndarray, log_prior, k: int
+) -> Adjusted:
+    tau, oof_adjusted, test_tau = cross_fit_tau(w.oof, y, fold_ids, log_prior, tau_grid(cfg), k)
+    test_adjusted = w.test - test_tau * log_prior
     if cfg.class_bias:
         bias_grid = np.linspace(-1, 1, 9)
         oof_adjusted = cross_fit_bias(
-            oof, y, fold_ids, k, bias_grid, cfg.bias_shrinkage, tau, log_prior
+            w.oof, y, fold_ids, k, bias_grid, cfg.bias_shrinkage, tau, log_prior
         )
-        bias = fit_class_bias(oof - test_tau * log_prior, y, bias_grid)
+        bias = fit_class_bias(w.oof - test_tau * log_prior, y, bias_grid)
         test_adjusted = test_adjusted + cfg.bias_shrinkage * bias
-    adjusted_pred = oof_adjusted.argmax(1)
+    return Adjusted(oof_adjusted, test_adjusted.astype(np.float32), tau, test_tau)
 
-    tp, predicted, true = class_counts_by_fold(y, raw_pred, fold_ids, k, c)
-    tp_a, predicted_a, true_a = class_counts_by_fold(y, adjusted_pred, fold_ids, k, c)
-    raw_score = macro_f1_from_counts(tp.sum(0), predicted.sum(0), true.sum(0))
-    adjusted_score = macro_f1_from_counts(tp_a.sum(0), predicted_a.sum(0), true_a.sum(0))
-    apply = bool(cfg.logit_adjustment and adjusted_score > raw_score)
-    final_pred = adjusted_pred if apply else raw_pred
-    train_only = np.flatnonzero(folds.fold == TRAIN_ONLY)
 
-    metrics = {
-        "experiments": experiments,
-        "weights": weights.tolist(),
-        "weights_optimized": optimize,  # cross-fitted: fold f's rows use weights_per_fold[f]
-        "weights_per_fold": weights_per_fold.tolist(),
-        "temperatures": temperatures,
-        "average": cfg.average,
-        "oof_rows": int(len(rows)),
-        "train_only_rows": train_only.tolist(),
-        "oof_macro_f1": raw_score,
-        "oof_macro_f1_adjusted_crossfit": adjusted_score,
-        "oof_macro_f1_per_fold": [
-            macro_f1_from_counts(tp[f], predicted[f], true[f]) for f in range(k)
-        ],
-        "oof_macro_f1_adjusted_per_fold": [
-            macro_f1_from_counts(tp_a[f], predicted_a[f], true_a[f]) for f in range(k)
-        ],
-        "tau_per_fold": tau.tolist(),
-        "tau_test": test_tau,
-        "class_bias": cfg.class_bias,
-        "apply_adjustment": apply,
-        "folds_sha256": folds.sha256,
-    }
-    per_class = _per_class_table(y, final_pred, counts, folds.label_names)
-    confused = _most_confused(y, final_pred, folds.label_names)
-    metrics["most_confused"] = [list(x) for x in confused]
+def scores_by_fold(
+    y: np.ndarray, pred: np.ndarray, fold_ids: np.ndarray, k: int, c: int
+) -> tuple[float, list[float]]:
+    """Macro-F1 over all rows and over each fold's rows."""
+    tp, predicted, true = class_counts_by_fold(y, pred, fold_ids, k, c)
+    overall = macro_f1_from_counts(tp.sum(0), predicted.sum(0), true.sum(0))
+    return overall, [macro_f1_from_counts(tp[f], predicted[f], true[f]) for f in range(k)]
 
-    out = ensemble_dir(config)
-    oof_frame = pl.DataFrame({"row": rows, "label": y, "fold": fold_ids}).with_columns(
-        pl.Series("logits", oof, dtype=pl.Array(pl.Float32, c)),
-        pl.Series("logits_adjusted", oof_adjusted, dtype=pl.Array(pl.Float32, c)),
-    )
-    test_frame = preds[0].test_keys.with_columns(
-        pl.Series("logits", test, dtype=pl.Array(pl.Float32, c)),
-        pl.Series(
-            "logits_adjusted", test_adjusted.astype(np.float32), dtype=pl.Array(pl.Float32, c)
-        ),
-    )
+
+def _write_ensemble(out: Path, config: Config, oof_frame, test_frame, per_class, metrics) -> None:
     write_all_atomically(
         {
             out / CONFIG: lambda p: write_config(config, p),
@@ -399,6 +387,67 @@ def run_ensemble(config: Config, experiments: list[str], optimize: bool | None =
             out / METRICS: lambda p: p.write_text(json.dumps(metrics, indent=1), encoding="utf-8"),
         }
     )
+
+
+def _frames(rows, y, fold_ids, test_keys, w: Weighted, a: Adjusted, c: int):
+    """The ensemble's oof.parquet and test_logits.parquet, raw and adjusted logits."""
+    array = pl.Array(pl.Float32, c)
+    oof = pl.DataFrame({"row": rows, "label": y, "fold": fold_ids}).with_columns(
+        pl.Series("logits", w.oof, dtype=array),
+        pl.Series("logits_adjusted", a.oof, dtype=array),
+    )
+    test = test_keys.with_columns(
+        pl.Series("logits", w.test, dtype=array),
+        pl.Series("logits_adjusted", a.test, dtype=array),
+    )
+    return oof, test
+
+
+def run_ensemble(config: Config, experiments: list[str], optimize: bool | None = None):
+    """Align the experiments' folds, weigh, adjust, score and write runs/ensembles/<name>/."""
+    cfg, c, k = config.ensemble, config.data.num_labels, config.folds.k
+    experiments = experiments or cfg.experiments or [config.train.experiment]
+    folds = load_fold_assignment(config)
+    preds = aligned_predictions(config, experiments, folds)
+    rows = preds[0].rows
+    y, fold_ids = folds.labels[rows], folds.fold[rows]
+    optimize = cfg.optimize_weights if optimize is None else optimize
+    weighted = weigh(config, preds, y, fold_ids, optimize)
+    log_prior = class_log_prior(folds.labels, c)
+    adjusted = adjust(cfg, weighted, y, fold_ids, log_prior, k)
+    raw_pred, adjusted_pred = weighted.oof.argmax(1), adjusted.oof.argmax(1)
+    raw_score, raw_per_fold = scores_by_fold(y, raw_pred, fold_ids, k, c)
+    adjusted_score, adjusted_per_fold = scores_by_fold(y, adjusted_pred, fold_ids, k, c)
+    apply = bool(cfg.logit_adjustment and adjusted_score > raw_score)
+    final_pred = adjusted_pred if apply else raw_pred
+    metrics = {
+        "experiments": experiments,
+        "weights": weighted.weights.tolist(),
+        "weights_optimized": optimize,  # cross-fitted: fold f's rows use weights_per_fold[f]
+        "weights_per_fold": weighted.weights_per_fold.tolist(),
+        # one scalar per model, fitted by log-loss on all its OOF rows (not by the score, so the
+        # OOF macro-F1 stays honest up to one parameter per model)
+        "temperatures": [p.temperature for p in preds],
+        "average": cfg.average,
+        "oof_rows": int(len(rows)),
+        "train_only_rows": np.flatnonzero(folds.fold == TRAIN_ONLY).tolist(),
+        "oof_macro_f1": raw_score,
+        "oof_macro_f1_adjusted_crossfit": adjusted_score,
+        "oof_macro_f1_per_fold": raw_per_fold,
+        "oof_macro_f1_adjusted_per_fold": adjusted_per_fold,
+        "tau_per_fold": adjusted.tau_per_fold.tolist(),
+        "tau_test": adjusted.tau_test,
+        "class_bias": cfg.class_bias,
+        "apply_adjustment": apply,
+        "folds_sha256": folds.sha256,
+    }
+    counts = np.bincount(folds.labels, minlength=c)
+    per_class = _per_class_table(y, final_pred, counts, folds.label_names)
+    confused = _most_confused(y, final_pred, folds.label_names)
+    metrics["most_confused"] = [list(x) for x in confused]
+    out = ensemble_dir(config)
+    oof_frame, test_frame = _frames(rows, y, fold_ids, preds[0].test_keys, weighted, adjusted, c)
+    _write_ensemble(out, config, oof_frame, test_frame, per_class, metrics)
     return EnsembleResult(out, metrics, per_class, confused)
 
 

@@ -71,10 +71,12 @@ def print_summary(config: Config, console: Console) -> None:
             combined, config.data.solution, config.data, config.data.num_labels
         )
         print_scores(scores, console)
+        key = (
+            "the demo's answer key" if is_demo(config) else f"the answer key {config.data.solution}"
+        )
         console.print(
             f"public {scores['public']['macro_f1']:.4f}, "
-            f"private {scores['private']['macro_f1']:.4f} macro-F1 on the demo's "
-            "answer key"
+            f"private {scores['private']['macro_f1']:.4f} macro-F1 on {key}"
         )
     paths = [combined] + [submission_path(config, t.name) for t in config.data.test_sets]
     for path in paths:

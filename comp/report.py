@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from comp import layout
+import comp.layout as layout
 from comp.config import Config
 from comp.errors import CompError
 from comp.io import atomic_path, read_json, read_parquet

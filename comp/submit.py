@@ -336,7 +336,8 @@ def make_submissions(config: Config, console: Console, combined: bool | None = N
     writers[submission_config_path(config)] = lambda tmp: write_config(config, tmp)
     write_all_atomically(writers)
 
-    table = Table(title=f"submissions from {escape(str(parquet))} ({column})")
+    title = f"submissions from {parquet} ({column})"
+    table = Table(title=escape(title), min_width=len(title))
     table.add_column("file", overflow="fold")
     table.add_column("rows", justify="right")
     table.add_column("labels", justify="right")
@@ -468,7 +469,8 @@ def score_submission(
 
 
 def print_scores(scores: dict, console: Console) -> None:
-    table = Table(title=f"local leaderboard: {escape(str(scores.get('submission', '')))}")
+    title = f"local leaderboard: {scores.get('submission', '')}"
+    table = Table(title=escape(title), min_width=len(title))  # a path is never cut mid-word
     table.add_column("split")
     table.add_column("rows", justify="right")
     table.add_column("macro-F1", justify="right")

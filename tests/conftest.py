@@ -194,12 +194,14 @@ def write_config_file(path: Path, config: Config) -> str:
     return str(path)
 
 
-def run_comp(*args: str, env: dict | None = None):
-    """`comp ARGS` in this process (click's CliRunner); exceptions other than exits propagate."""
+def run_comp(*args, env: dict | None = None, columns: int = 200):
+    """`comp ARGS` in this process (click's CliRunner, a console `columns` wide); exceptions
+    other than exits propagate."""
     from click.testing import CliRunner
 
     from comp.cli import main
 
+    env = {"COLUMNS": str(columns), **(env or {})}
     return CliRunner(env=env).invoke(main, [str(a) for a in args], catch_exceptions=False)
 
 

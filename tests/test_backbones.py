@@ -5,11 +5,8 @@ Arabic hamza and alef forms on a tokenizer saved the way its hub model ships."""
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 from transformers import BertTokenizerFast
 
-from comp.cli import main
-from comp.config import dump_config
 from comp.kinds import load_config
 from comp.neural.backbone import (
     LETTER_FORMS,
@@ -18,6 +15,7 @@ from comp.neural.backbone import (
     tokenizer_options,
     train_wordpiece,
 )
+from tests.conftest import run_comp, write_config_file
 
 ROOT = Path(__file__).resolve().parents[1]
 BASE = ROOT / "configs" / "abjadmed.yaml"
@@ -88,13 +86,11 @@ def test_backbone_check_reports_lost_letter_forms_with_exit_2(demo_root, tmp_pat
     careless = BertTokenizerFast(tokenizer_object=tiny.backend_tokenizer)  # hub-style flags
     careless.save_pretrained(tmp_path / "careless")
     config = demo_config(demo_root)
-    path = tmp_path / "config.yaml"
-    path.write_text(dump_config(config), encoding="utf-8")
-    runner = CliRunner(env={"COLUMNS": "200"})
+    path = write_config_file(tmp_path / "config.yaml", config)
 
     def check(*sets: str):
-        args = ["backbone", "check", "--config", str(path), "--rows", "300"]
-        return runner.invoke(main, [*args, *sum((["--set", s] for s in sets), [])])
+        args = ["backbone", "check", "--config", path, "--rows", "300"]
+        return run_comp(*args, *sum((["--set", s] for s in sets), []))
 
     good = check()
     assert good.exit_code == 0 and "keeps every Arabic letter form" in good.output

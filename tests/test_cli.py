@@ -7,17 +7,11 @@ import click
 import polars as pl
 import pytest
 import yaml
-from click.testing import CliRunner
 
 from comp.cli import main
-from tests.conftest import qa, write_csv
+from tests.conftest import qa, run_comp, write_config_file, write_csv
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def run(*args: str):
-    result = CliRunner(env={"COLUMNS": "200"}).invoke(main, list(args), catch_exceptions=False)
-    return result
 
 
 def folds_config(tmp_path: Path, rows: list[list] | None = None) -> Path:
@@ -46,14 +40,14 @@ def leaf_commands(group=main, prefix=()):
 
 
 def test_every_command_has_help():
-    result = run("--help")
+    result = run_comp("--help")
     assert result.exit_code == 0
     commands = set(leaf_commands())
     assert {("demo-data",), ("make-folds",), ("backbone", "tiny"), ("train",)} <= commands
     for path in commands:
-        sub = run(*path, "--help")
+        sub = run_comp(*path, "--help")
         assert sub.exit_code == 0 and "--config" in sub.output and "--set" in sub.output, path
-    assert run("backbone", "--help").exit_code == 0
+    assert run_comp("backbone", "--help").exit_code == 0
 
 
 def test_help_does_not_import_heavy_modules():
@@ -69,7 +63,7 @@ def test_help_does_not_import_heavy_modules():
 
 def test_make_folds_writes_files_and_summary(tmp_path):
     config = folds_config(tmp_path)
-    result = run("make-folds", "--config", str(config), "--set", "folds.seed=3")
+    result = run_comp("make-folds", "--config", str(config), "--set", "folds.seed=3")
     assert result.exit_code == 0, result.output
     assert "3 folds" in result.output and "smallest val class" in result.output
     meta = json.loads((tmp_path / "folds" / "t.json").read_text())
@@ -85,7 +79,7 @@ def test_make_folds_warns_about_rare_classes(tmp_path):
         [qa("س", "ج"), "C", 2],
         [qa("س", "ج"), "C", 2],
     ]
-    result = run("make-folds", "--config", str(folds_config(tmp_path, rows)))
+    result = run_comp("make-folds", "--config", str(folds_config(tmp_path, rows)))
     assert result.exit_code == 0, result.output
     assert "2 classes have fewer rows than folds" in result.output
     assert "B (1): 1 rows" in result.output and "train-only" in result.output
@@ -100,7 +94,7 @@ def test_make_folds_warns_about_rare_classes(tmp_path):
     ],
 )
 def test_bad_input_exits_2_and_writes_nothing(tmp_path, rows, message):
-    result = run("make-folds", "--config", str(folds_config(tmp_path, rows)))
+    result = run_comp("make-folds", "--config", str(folds_config(tmp_path, rows)))
     assert result.exit_code == 2
     assert message in result.output
     assert len(result.output.strip().splitlines()) == 1
@@ -109,29 +103,21 @@ def test_bad_input_exits_2_and_writes_nothing(tmp_path, rows, message):
 
 def test_bad_config_exits_2(tmp_path):
     config = folds_config(tmp_path)
-    result = run("make-folds", "--config", str(config), "--set", "folds.kay=3")
+    result = run_comp("make-folds", "--config", str(config), "--set", "folds.kay=3")
     assert result.exit_code == 2 and "unknown config key 'folds.kay'" in result.output
-    result = run("show-config", "--config", str(config), "--set", "model.kind=svm")
+    result = run_comp("show-config", "--config", str(config), "--set", "model.kind=svm")
     assert result.exit_code == 2 and "model.kind 'svm': unknown (known: knn, " in result.output
     assert "tfidf, transformer)" in result.output  # every registered kind, sorted
-    result = run("make-folds", "--config", str(tmp_path / "nope.yaml"))
+    result = run_comp("make-folds", "--config", str(tmp_path / "nope.yaml"))
     assert result.exit_code == 2 and "config file not found" in result.output
-
-
-def write_config(tmp_path: Path, config) -> Path:
-    from comp.config import dump_config
-
-    path = tmp_path / "config.yaml"
-    path.write_text(dump_config(config), encoding="utf-8")
-    return path
 
 
 def test_demo_data_command_writes_the_competition(tmp_path):
     from tests.conftest import demo_config
 
-    config = write_config(tmp_path, demo_config(tmp_path))
+    config = write_config_file(tmp_path / "config.yaml", demo_config(tmp_path))
     out = tmp_path / "d"
-    result = run(
+    result = run_comp(
         "demo-data", "--config", str(config), "--scale", "0.02", "--seed", "7", "--out", str(out)
     )
     assert result.exit_code == 0, result.output
@@ -150,7 +136,9 @@ def test_demo_data_command_writes_the_competition(tmp_path):
     resolved = yaml.safe_load((out / "config.yaml").read_text(encoding="utf-8"))
     assert resolved["demo"] == {"out_dir": str(out), "scale": 0.02, "seed": 7, "min_class_rows": 10}
     assert "82 classes" in result.output
-    bad = run("demo-data", "--config", str(config), "--scale", "1.5", "--out", str(tmp_path / "x"))
+    bad = run_comp(
+        "demo-data", "--config", str(config), "--scale", "1.5", "--out", str(tmp_path / "x")
+    )
     assert bad.exit_code == 2 and "demo.scale must be in (0, 1]" in bad.output
     assert not (tmp_path / "x").exists()
 
@@ -161,8 +149,8 @@ def test_backbone_tiny_and_train_commands(demo_root, tmp_path):
     config = demo_config(
         demo_root, **{"train.experiment": "cli", "train.steps": 3, "train.eval_every": 3}
     )
-    path = write_config(tmp_path, config)
-    result = run(
+    path = write_config_file(tmp_path / "config.yaml", config)
+    result = run_comp(
         "backbone",
         "tiny",
         str(tmp_path / "tiny"),
@@ -177,12 +165,12 @@ def test_backbone_tiny_and_train_commands(demo_root, tmp_path):
     )
     assert result.exit_code == 0, result.output
     assert (tmp_path / "tiny" / "model.safetensors").is_file()
-    too_big = run(
+    too_big = run_comp(
         "backbone", "tiny", str(tmp_path / "big"), "--config", str(path), "--hidden", "512"
     )
     assert too_big.exit_code == 2 and not (tmp_path / "big").exists()
 
-    result = run(
+    result = run_comp(
         "train",
         "--config",
         str(path),
@@ -197,7 +185,7 @@ def test_backbone_tiny_and_train_commands(demo_root, tmp_path):
     assert "training results" in result.output
     assert (demo_root / "runs" / "cli" / "fold1" / "metrics.json").is_file()
     assert not (demo_root / "runs" / "cli" / "fold0").exists()
-    again = run(
+    again = run_comp(
         "train",
         "--config",
         str(path),
@@ -207,7 +195,7 @@ def test_backbone_tiny_and_train_commands(demo_root, tmp_path):
         f"model.backbone={tmp_path / 'tiny'}",
     )
     assert "skipped" in again.output
-    bad = run("train", "--config", str(path), "--fold", "7")
+    bad = run_comp("train", "--config", str(path), "--fold", "7")
     assert bad.exit_code == 2 and "fold 7 is outside 0..1" in bad.output
 
 
@@ -221,7 +209,8 @@ def test_train_refuses_folds_from_other_data(demo_root, tmp_path):
         ["text", "category", "label"],
         [[qa("س", "ج"), "A", 0], [qa("س", "ج"), "B", 1]],
     )
-    result = run("train", "--config", str(write_config(tmp_path, config)), "--fold", "0")
+    path = write_config_file(tmp_path / "config.yaml", config)
+    result = run_comp("train", "--config", path, "--fold", "0")
     assert result.exit_code == 2
     assert "made from other data" in result.output and "comp make-folds" in result.output
 
@@ -231,13 +220,13 @@ def test_ensemble_report_submit_check_and_score(trained_root, trained_copy, tmp_
 
     config = trained_copy_config(trained_root, trained_copy)
     config.submit.dir = str(tmp_path / "submissions")
-    path = str(write_config(tmp_path, config))
+    path = write_config_file(tmp_path / "config.yaml", config)
 
-    result = run("predict", "--config", path)
+    result = run_comp("predict", "--config", path)
     assert result.exit_code == 0, result.output
     assert "fold 0: nothing to predict" in result.output
 
-    result = run("ensemble", "--config", path, "--name", "cli")
+    result = run_comp("ensemble", "--config", path, "--name", "cli")
     assert result.exit_code == 0, result.output
     assert "OOF macro-F1" in result.output and "most confused" in result.output
     ensemble = trained_copy / "runs" / "ensembles" / "cli"
@@ -245,7 +234,7 @@ def test_ensemble_report_submit_check_and_score(trained_root, trained_copy, tmp_
     assert metrics["oof_rows"] == len(pl.read_csv(trained_copy / "folds" / "demo.csv"))
     assert metrics["experiments"] == ["two_folds"]
 
-    result = run("report", "--config", path, "--name", "cli")
+    result = run_comp("report", "--config", path, "--name", "cli")
     assert result.exit_code == 0, result.output
     pictures = ("per_class_f1_vs_count.png", "confusion_top.png", "fold_scores.png",
                 "learning_curves.png")  # fmt: skip
@@ -253,28 +242,35 @@ def test_ensemble_report_submit_check_and_score(trained_root, trained_copy, tmp_
         assert (ensemble / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
     config.ensemble.name = "cli"
-    path = str(write_config(tmp_path, config))
-    result = run("submit", "--config", path, "--combined")
+    path = write_config_file(tmp_path / "config.yaml", config)
+    result = run_comp("submit", "--config", path, "--combined")
     assert result.exit_code == 0, result.output
     combined = tmp_path / "submissions" / "cli_combined.csv"
     for name in ("cli_public.csv", "cli_private.csv", "cli.config.yaml"):
         assert (tmp_path / "submissions" / name).is_file()
-    assert run("submit", "--config", path, "--check", str(combined)).exit_code == 0
+    assert run_comp("submit", "--config", path, "--check", str(combined)).exit_code == 0
     public = tmp_path / "submissions" / "cli_public.csv"
-    check = run("submit", "--config", path, "--check", str(public), "--test-set", "public")
+    check = run_comp("submit", "--config", path, "--check", str(public), "--test-set", "public")
     assert check.exit_code == 0, check.output
 
     broken = tmp_path / "broken.csv"
     lines = public.read_text().splitlines()
     broken.write_text("\n".join([lines[0], lines[1], lines[1], *lines[3:]]) + "\n")
-    result = run("submit", "--config", path, "--check", str(broken), "--test-set", "public")
+    result = run_comp("submit", "--config", path, "--check", str(broken), "--test-set", "public")
     assert result.exit_code == 3
     assert "duplicated" in result.output and "missing" in result.output
 
-    result = run("score", "--config", path, str(combined))
+    result = run_comp("score", "--config", path, str(combined))
     assert result.exit_code == 0, result.output
     assert "Public" in result.output and "Private" in result.output
-    assert run("score", "--config", path, str(tmp_path / "none.csv")).exit_code == 2
+    assert run_comp("score", "--config", path, str(tmp_path / "none.csv")).exit_code == 2
+
+    result = run_comp("summary", "--config", path)
+    assert "macro-F1 on the demo's answer key" in result.output
+    result = run_comp(
+        "summary", "--config", path, "--set", "demo.out_dir=elsewhere"
+    )  # not the demo
+    assert f"macro-F1 on the answer key {config.data.solution}" in result.output
 
 
 def test_confusions_command_writes_a_loadable_fragment(trained_root, trained_copy, tmp_path):
@@ -283,10 +279,10 @@ def test_confusions_command_writes_a_loadable_fragment(trained_root, trained_cop
 
     config = trained_copy_config(trained_root, trained_copy)
     config.ensemble.name = "confusions"
-    path = str(write_config(tmp_path, config))
-    assert run("ensemble", "--config", path).exit_code == 0
+    path = write_config_file(tmp_path / "config.yaml", config)
+    assert run_comp("ensemble", "--config", path).exit_code == 0
     fragment = tmp_path / "boost.yaml"
-    result = run(
+    result = run_comp(
         "confusions",
         "--config",
         path,
@@ -300,19 +296,19 @@ def test_confusions_command_writes_a_loadable_fragment(trained_root, trained_cop
     assert result.exit_code == 0, result.output
     boosted = load_config([path, fragment]).train.boost_classes
     assert boosted == sorted(boosted) and all(0 <= c < 82 for c in boosted)
-    missing = run("confusions", "nope", "--config", path)
+    missing = run_comp("confusions", "nope", "--config", path)
     assert missing.exit_code == 2 and "comp ensemble" in missing.output
 
 
 def test_make_folds_reports_duplicate_groups(tmp_path):
     rows = [[qa(f"س {i}", f"ج {i}"), "ABC"[i % 3], i % 3] for i in range(30)]
     rows += [[qa("س 3", "ج 3"), "A", 0], [qa("س، 4؟", "ج 4"), "B", 1]]  # repeat rows 3 and 4
-    result = run("make-folds", "--config", str(folds_config(tmp_path, rows)))
+    result = run_comp("make-folds", "--config", str(folds_config(tmp_path, rows)))
     assert result.exit_code == 0, result.output
     assert "duplicate groups kept together: 2 groups of 2 or more rows (4 rows" in result.output
     fold = pl.read_csv(tmp_path / "folds" / "t.csv")["fold"].to_list()
     assert fold[30] == fold[3] and fold[31] == fold[4]
-    ungrouped = run(
+    ungrouped = run_comp(
         "make-folds",
         "--config",
         str(folds_config(tmp_path, rows)),
@@ -326,7 +322,7 @@ def test_audit_command_reports_and_exits_0(tmp_path):
     rows = [[qa(f"س {i}", f"ج {i}"), "ABC"[i % 3], i % 3] for i in range(12)]
     rows += [[qa("س 3", "ج 3"), "B", 1]]  # row 3 again, with another label
     config = folds_config(tmp_path, rows)
-    result = run("audit", "--config", str(config), "--set", f"train.runs_dir={tmp_path}/runs")
+    result = run_comp("audit", "--config", str(config), "--set", f"train.runs_dir={tmp_path}/runs")
     assert result.exit_code == 0, result.output
     assert "duplicates" in result.output and "conflicts" in result.output
     folder = tmp_path / "runs" / "audit" / "train"

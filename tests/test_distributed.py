@@ -9,9 +9,8 @@ import sys
 
 import polars as pl
 
-from comp.config import dump_config
 from comp.neural.distributed import Dist, shard
-from tests.conftest import demo_config
+from tests.conftest import demo_config, write_config_file
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "COLUMNS": "200"}
 
@@ -23,9 +22,7 @@ def free_port() -> int:
 
 
 def write(tmp_path, config):
-    path = tmp_path / "config.yaml"
-    path.write_text(dump_config(config), encoding="utf-8")
-    return str(path)
+    return write_config_file(tmp_path / "config.yaml", config)
 
 
 def run_train(launcher: list[str], config_path: str, options: list[str]):

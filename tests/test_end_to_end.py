@@ -1,22 +1,16 @@
 """The whole pipeline through the command line, as `make all` drives it, at a tiny scale."""
 
-from click.testing import CliRunner
-
-from comp.cli import main
-from comp.config import dump_config
-from tests.conftest import demo_config
+from tests.conftest import demo_config, run_comp, write_config_file
 
 
 def test_cli_from_demo_data_to_a_checked_submission(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     config = demo_config(tmp_path, **{"train.steps": 6, "train.eval_every": 3})
     config.submit.dir = str(tmp_path / "submissions")
-    path = tmp_path / "config.yaml"
-    path.write_text(dump_config(config), encoding="utf-8")
-    runner = CliRunner(env={"COLUMNS": "200"})
+    path = write_config_file(tmp_path / "config.yaml", config)
 
     def comp(*args: str):
-        result = runner.invoke(main, [*args, "--config", str(path)], catch_exceptions=False)
+        result = run_comp(*args, "--config", path)
         assert result.exit_code == 0, f"comp {' '.join(args)}:\n{result.output}"
         return result.output
 

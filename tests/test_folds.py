@@ -204,9 +204,9 @@ def test_make_folds_keeps_identical_texts_in_one_fold(planted_competition):
     assert report.grouping is not None and report.grouping.groups >= len(repeated)
     assert report.grouping.split_without > 0  # an ungrouped split would spread some of them
     meta = json.loads(folds_paths(config)[1].read_text(encoding="utf-8"))
-    assert meta["grouping"]["group_duplicates"] is True
-    assert meta["grouping"]["threshold"] == config.dedup.threshold
-    assert meta["duplicate_groups"] == report.grouping.groups
+    exact_rows = sum(texts.count(t) for t in repeated)  # counted here, from the texts alone
+    assert meta["duplicate_groups"] >= len(repeated)
+    assert exact_rows <= meta["rows_in_duplicate_groups"] < len(train)
 
 
 @pytest.mark.parametrize("change", ["folds.group_duplicates=false", "dedup.threshold=0.9"])

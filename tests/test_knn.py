@@ -6,15 +6,12 @@ import json
 import numpy as np
 import polars as pl
 import yaml
-from click.testing import CliRunner
 from rich.console import Console
 
-from comp.cli import main
-from comp.config import dump_config
 from comp.events import Events
 from comp.kinds import knn
 from comp.runs.frame import fold_dir, fold_fingerprint, load_run_inputs
-from tests.conftest import TRAINED, trained_copy_config
+from tests.conftest import TRAINED, run_comp, trained_copy_config, write_config_file
 
 QUIET = Console(quiet=True)
 
@@ -71,9 +68,8 @@ def test_no_row_retrieves_itself_or_a_row_of_its_own_validation_fold(
 
 def test_knn_enabled_writes_the_derived_experiment(trained_root, trained_copy, tmp_path):
     config = trained_copy_config(trained_root, trained_copy, **{"knn.enabled": True})
-    path = tmp_path / "config.yaml"
-    path.write_text(dump_config(config), encoding="utf-8")
-    result = CliRunner(env={"COLUMNS": "200"}).invoke(main, ["train", "--config", str(path)])
+    path = write_config_file(tmp_path / "config.yaml", config)
+    result = run_comp("train", "--config", path)
     assert result.exit_code == 0, result.output
     assert result.output.count("skipped, --force to retrain") == 2  # the transformer's folds
     assert "two_folds_knn (knn), from these folds" in result.output

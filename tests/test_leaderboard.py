@@ -8,17 +8,15 @@ from pathlib import Path
 import polars as pl
 import pytest
 import yaml
-from click.testing import CliRunner
 
-from comp.cli import main
 from comp.config import dump_config
 from comp.ensemble import run_ensemble
 from comp.leaderboard import leaderboard, sort_rows
-from tests.conftest import trained_copy_config
+from tests.conftest import run_comp, trained_copy_config
 
 
 def comp(*args: str):
-    return CliRunner(env={"COLUMNS": "250"}).invoke(main, list(args), catch_exceptions=False)
+    return run_comp(*args, columns=250)
 
 
 @pytest.fixture

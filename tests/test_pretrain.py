@@ -11,12 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from click.testing import CliRunner
 from rich.console import Console
 from safetensors.torch import load_file
 
-from comp.cli import main
-from comp.config import dump_config
 from comp.errors import CompError
 from comp.kinds import load_config
 from comp.locks import BusyError, folder_lock
@@ -30,7 +27,7 @@ from comp.neural.files import CHECKPOINT, PRETRAIN_CONFIG, PRETRAIN_METRICS
 from comp.pretrain.masking import IGNORE, mask_spec, mask_tokens
 from comp.pretrain.run import plan_pretraining, pretrain
 from comp.runs.frame import fold_fingerprint
-from tests.conftest import demo_config
+from tests.conftest import demo_config, run_comp, write_config_file
 
 ROOT = Path(__file__).resolve().parents[1]
 QUIET = Console(quiet=True)
@@ -54,13 +51,7 @@ def pretrain_config(root: Path, out: Path, **settings):
     return demo_config(root, **values)
 
 
-def comp(*args: str):
-    return CliRunner(env={"COLUMNS": "200"}).invoke(main, list(args), catch_exceptions=False)
-
-
-def write(path: Path, config) -> str:
-    path.write_text(dump_config(config), encoding="utf-8")
-    return str(path)
+comp, write = run_comp, write_config_file
 
 
 # ---------------------------------------------------------------------------------------------

@@ -17,7 +17,6 @@ from click.testing import CliRunner
 from rich.console import Console
 
 from comp.cli import main
-from comp.config import dump_config
 from comp.errors import CompError
 from comp.kinds import FoldFit
 from comp.layout import METRICS, OOF, TEST_LOGITS, fold_dir
@@ -25,26 +24,18 @@ from comp.locks import LOCK
 from comp.neural.files import CHECKPOINT, PREVIOUS_CHECKPOINT
 from comp.runs.frame import fold_fingerprint, load_run_inputs, train_folds
 from comp.runs.outputs import write_fold_outputs
-from tests.conftest import copy_workspace, demo_config
+from tests.conftest import copy_workspace, demo_config, one_line, run_comp, write_config_file
 
 ROOT = Path(__file__).resolve().parents[1]
 QUIET = Console(quiet=True)
 ENV = {**os.environ, "COLUMNS": "200"}
 
 
-def write(path: Path, config) -> str:
-    path.write_text(dump_config(config), encoding="utf-8")
-    return str(path)
+write = write_config_file
 
 
 def comp(*args: str, env: dict | None = None):
-    return CliRunner(env=env).invoke(main, list(args), catch_exceptions=False)
-
-
-def one_line(output: str) -> str:
-    lines = [line for line in output.strip().splitlines() if line.strip()]
-    assert len(lines) == 1, output
-    return lines[0]
+    return run_comp(*args, env=env, columns=80)
 
 
 # ---------------------------------------------------------------------------------------------

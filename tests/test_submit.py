@@ -433,6 +433,9 @@ def test_score_public_and_private_separately(tmp_path, config):
     print_scores(scores, console)
     out = console.file.getvalue()
     assert "0.7778" in out and "0.2222" in out and "0.5778" in out
+    narrow = Console(file=io.StringIO(), width=200)  # the table itself is narrower than its path
+    print_scores({**scores, "submission": "submissions/mini_make_combined.csv"}, narrow)
+    assert "local leaderboard: submissions/mini_make_combined.csv" in narrow.file.getvalue()
 
 
 def test_score_a_file_of_one_split(tmp_path, config):
