@@ -68,6 +68,7 @@ class Row:
     wall_s: float | None = None
     keys: dict = field(default_factory=dict)  # the config keys that shape it, flattened
     differs: str = ""  # key=value of the keys whose values differ between rows
+    differs_short: str = ""  # the same with short key names and bare values (the table's)
     members: list[str] = field(default_factory=list)  # an ensemble's experiments
 
 
@@ -205,10 +206,12 @@ def _mark_differences(rows: list[Row]) -> None:
         for key, value in row.keys.items():
             values.setdefault(key, set()).add(json.dumps(value, sort_keys=True))
     differing = [key for key, seen in values.items() if len(seen) > 1]
+    short = _short_names(differing)
     walls = {r.name: r.wall_s for r in rows if r.type == "experiment"}
     for row in rows:
-        shown = [f"{k}={_short(row.keys[k])}" for k in differing if k in row.keys]
-        row.differs = ", ".join(shown)
+        keys = [k for k in differing if k in row.keys]
+        row.differs = ", ".join(f"{k}={_short(row.keys[k])}" for k in keys)
+        row.differs_short = " ".join(f"{short[k]}={_bare(row.keys[k])}" for k in keys)
         if row.type == "ensemble" and row.members:
             member_walls = [walls.get(m) for m in row.members]
             if all(w is not None for w in member_walls):
@@ -217,6 +220,21 @@ def _mark_differences(rows: list[Row]) -> None:
 
 def _short(value) -> str:
     return value if isinstance(value, str) else json.dumps(value)
+
+
+def _bare(value) -> str:
+    """A value without JSON's quotes and brackets: lists joined by commas."""
+    if isinstance(value, list):
+        return ",".join(_bare(v) for v in value)
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def _short_names(keys: list[str]) -> dict[str, str]:
+    """Each key's last part (`lr` for train.lr), or the whole key where two would clash."""
+    last = [key.rsplit(".", 1)[-1] for key in keys]
+    return {
+        key: name if last.count(name) == 1 else key for key, name in zip(keys, last, strict=True)
+    }
 
 
 def leaderboard(config: Config, tail_rows: int | None = None) -> list[Row]:
@@ -275,27 +293,49 @@ def _figure(value: float | None, spec: str = ".4f") -> str:
     return "" if value is None else format(value, spec)
 
 
+def _cut(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: max(width - 1, 0)] + "…"
+
+
+def _cut(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: max(width - 1, 0)] + "…"
+
+
+def _table_state(state: str) -> str:
+    """`unfinished (3/5 folds)` as `3/5 folds`: the table's narrow state column."""
+    return state.removeprefix("unfinished (").removesuffix(")") if "folds)" in state else state
+
+
+def _pair(a: float | None, b: float | None) -> str:
+    return "" if a is None else f"{a:.4f}/{b:.4f}"
+
+
 def print_leaderboard(rows: list[Row], console: Console, tail_rows: int | None) -> None:
+    """One line a row, whole names; `differs` is cut to the width the others leave (whole in
+    --csv)."""
     tail = f"< {tail_rows} rows" if tail_rows is not None else f"< largest / {TAIL_SHARE}"
-    table = Table(title=f"runs: OOF macro-F1 (adjusted: cross-fitted τ; tail: classes {tail})")
-    for column in ("name", "type", "state", "raw", "adjusted", "tail", "tail adj.", "± folds",
-                   "wall s", "differs"):  # fmt: skip
-        table.add_column(
-            column, justify="left" if column in ("name", "type", "state", "differs") else "right"
-        )
-    for r in rows:
-        table.add_row(
+    table = Table(title=f"runs: OOF macro-F1, raw/adjusted (cross-fitted τ; tail: classes {tail})")
+    headers = ("name", "type", "state", "OOF", "tail", "± folds", "wall s")
+    cells = [
+        [
             r.name,
-            r.type,
-            r.state,
-            _figure(r.raw),
-            _figure(r.adjusted),
-            _figure(r.tail_raw),
-            _figure(r.tail_adjusted),
+            "ens" if r.type == "ensemble" else "exp",
+            _cut(_table_state(r.state), 14),
+            _pair(r.raw, r.adjusted),
+            _pair(r.tail_raw, r.tail_adjusted),
             _figure(r.spread),
             _figure(r.wall_s, ".0f"),
-            r.differs,
-        )
+        ]
+        for r in rows
+    ]
+    widths = [max([len(h), *(len(c[i]) for c in cells)]) for i, h in enumerate(headers)]
+    left = console.width - sum(widths) - 3 * (len(headers) + 1) - 1  # borders, padding
+    for header, width in zip(headers, widths, strict=True):
+        justify = "left" if header in ("name", "type", "state") else "right"
+        table.add_column(header, justify=justify, no_wrap=True, min_width=width)
+    table.add_column("differs", no_wrap=True)
+    for r, row_cells in zip(rows, cells, strict=True):
+        table.add_row(*row_cells, _cut(r.differs_short, max(left, 4)))
     console.print(table)
 
 

@@ -42,9 +42,15 @@ class StepProgress:
     printed when a tenth of the way has been passed since the last one, and at the end."""
 
     def __init__(
-        self, console: Console, description: str, total: int, completed: int = 0, lines: int = 10
+        self,
+        console: Console,
+        description: str,
+        total: int,
+        completed: int = 0,
+        lines: int = 10,
+        unit: str = "step",
     ) -> None:
-        self.console, self.description, self.total = console, description, total
+        self.console, self.description, self.total, self.unit = console, description, total, unit
         self.every = max(1, total // lines)
         self.next_line = (completed // self.every + 1) * self.every
         self.first, self.started = completed, time.perf_counter()
@@ -81,7 +87,7 @@ class StepProgress:
         elapsed = time.perf_counter() - self.started
         per_step = elapsed / max(step - self.first, 1)
         self.console.print(
-            f"{self.description}: step {step}/{self.total} ({step / self.total:.0%}), {text}, "
+            f"{self.description}: {self.unit} {step}/{self.total} ({step / self.total:.0%}), {text}, "
             f"{_clock(elapsed)} elapsed, ETA {_clock(per_step * (self.total - step))}",
             soft_wrap=True,
         )

@@ -12,7 +12,7 @@ import yaml
 from comp.config import dump_config
 from comp.ensemble import run_ensemble
 from comp.leaderboard import leaderboard, sort_rows
-from tests.conftest import run_comp, trained_copy_config
+from tests.conftest import run_comp, trained_copy_config, write_config_file
 
 
 def comp(*args: str):
@@ -89,7 +89,7 @@ def test_runs_command_prints_the_table_and_writes_csv(workspace, tmp_path):
     csv = tmp_path / "board" / "runs.csv"
     result = comp("runs", "--config", str(path), "--sort", "tail", "--csv", str(csv))
     assert result.exit_code == 0, result.output
-    assert "two_folds" in result.output and "unfinished (1/2 folds)" in result.output
+    assert "two_folds" in result.output and "│ 1/2 folds " in result.output
     frame = pl.read_csv(csv)
     assert frame.height == 6 and {"raw", "adjusted", "tail_raw", "spread", "differs"} <= set(
         frame.columns
@@ -117,3 +117,23 @@ def test_the_keys_shown_never_hash_a_backbone_folder(demo_root, monkeypatch):
     assert not any(key.endswith("_sha256") for key in keys)
     with pytest.raises(AssertionError, match="read a backbone"):
         fold_fingerprint(config)  # the fingerprint still does
+
+
+def test_a_log_120_columns_wide_gets_whole_names_and_one_line_a_row(workspace, tmp_path):
+    runs = Path(workspace.train.runs_dir)
+    long_name = "two_folds_with_mean_pooling_and_knn"
+    shutil.copytree(runs / "other_lr", runs / long_name)
+    path = write_config_file(tmp_path / "config.yaml", workspace)
+    result = comp_at(120, "runs", "--config", path, "--csv", tmp_path / "runs.csv")
+    lines = result.output.splitlines()
+    body = [line for line in lines if line.startswith("│")]
+    assert len(body) == 7 and all(len(line) <= 120 for line in lines)  # a line a row
+    assert any(f"│ {long_name} │" in line for line in body)
+    row = next(line for line in body if line.startswith("│ other_lr "))
+    assert "lr=0.01" in row  # the short key, on the row's one line
+    whole = pl.read_csv(tmp_path / "runs.csv").filter(pl.col("name") == "other_lr")["differs"]
+    assert "train.lr=0.01" in whole[0]  # the whole key in the CSV
+
+
+def comp_at(columns: int, *args):
+    return run_comp(*args, columns=columns)

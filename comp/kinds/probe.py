@@ -134,7 +134,7 @@ class Encoder:
         if path.is_file():
             return np.load(path, allow_pickle=False)
         started = time.perf_counter()
-        with StepProgress(console, "probe: embedding rows", len(questions)) as progress:
+        with StepProgress(console, "probe: embedding", len(questions), unit="row") as progress:
 
             def done(rows: int) -> None:
                 rate = rows / max(time.perf_counter() - started, 1e-9)
