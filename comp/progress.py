@@ -87,7 +87,7 @@ class StepProgress:
         elapsed = time.perf_counter() - self.started
         per_step = elapsed / max(step - self.first, 1)
         self.console.print(
-            f"{self.description}: {self.unit} {step}/{self.total} ({step / self.total:.0%}), {text}, "
-            f"{_clock(elapsed)} elapsed, ETA {_clock(per_step * (self.total - step))}",
+            f"{self.description}: {self.unit} {step}/{self.total} ({step / self.total:.0%}), "
+            f"{text}, {_clock(elapsed)} elapsed, ETA {_clock(per_step * (self.total - step))}",
             soft_wrap=True,
         )
