@@ -207,6 +207,43 @@ def train(config, fold_spec: str, device: str | None, force: bool, gpus: str | N
         train_folds(config, folds, device, force, _console())
 
 
+@main.command("tune")
+@config_options
+@click.option("--workers", default=1, show_default=True, help="Worker processes on this machine.")
+@click.option("--gpus", help="GPU ids for the workers, one each, e.g. --gpus 0,1 (0,0: two on 0).")
+@click.option("--device", help="cpu, cuda or cuda:N for the trials; default train.device.")
+@click.option("--show", is_flag=True, help="Only print and write the study's results.")
+@click.option(
+    "--confirm", type=int, help="Train the best K trials and the base on the unseen folds."
+)
+@click.option("--worker", is_flag=True, hidden=True, help="Run as one of --workers N.")
+def tune(
+    config,
+    workers: int,
+    gpus: str | None,
+    device: str | None,
+    show: bool,
+    confirm: int | None,
+    worker: bool,
+) -> None:
+    """Search the settings of tune.space with Optuna: each trial an experiment <study>_t<NNN>
+    on tune.folds, pruned early when it lags; results in runs/tune/<study>/."""
+    from comp import tune as tuning
+
+    console = _console()
+    if worker:
+        tuning.worker_command(config, device, console)
+    elif show:
+        tuning.show_command(config, console)
+    elif confirm is not None:
+        from comp.tune.confirm import confirm_command
+
+        confirm_command(config, confirm, device, console)
+    else:
+        ids = [g.strip() for g in (gpus or "").split(",") if g.strip()]
+        tuning.tune_command(config, workers, ids, device, console)
+
+
 @main.command("predict")
 @config_options
 @click.option(

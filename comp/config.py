@@ -186,6 +186,26 @@ class EnsembleConfig:
 
 
 @dataclass
+class TuneConfig:
+    """`comp tune`: an Optuna study over the fold frame; a trial is the experiment
+    <study>_t<NNN>, trained on `folds` with the settings it samples from `space`."""
+
+    study: str = "study"  # runs/tune/<study>/ holds its journal, config, logs and results
+    storage: str = ""  # "" = a journal file in runs/tune/<study>/; or any Optuna RDB URL
+    trials: int = 20  # the study's total of ended trials (complete, pruned, failed), all workers
+    folds: list[int] = field(default_factory=lambda: [0])  # the folds a trial trains; the
+    # others stay unseen by the search (`comp tune --confirm` scores the best trials there)
+    pruner: str = "median"  # median | wilcoxon | none
+    pruner_startup_trials: int = 3  # complete trials before any trial can be pruned
+    pruner_warmup_evals: int = 1  # evaluations of a trial before it can be pruned
+    direction: str = "maximize"  # maximize | minimize the mean validation macro-F1
+    sampler_seed: int = 42  # the TPE sampler's seed
+    keep: int = 3  # model weights are kept for the best `keep` trials only (0: all)
+    space: dict[str, Any] = field(default_factory=dict)  # dotted config key -> {low, high,
+    # log?, step?} (a range) or a list of values (categorical); set in a YAML layer
+
+
+@dataclass
 class SubmitConfig:
     dir: str = "submissions"  # where `comp submit` writes
     name: str = ""  # submissions/<name>_<test set>.csv; default: the ensemble's name
@@ -203,6 +223,7 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     ensemble: EnsembleConfig = field(default_factory=EnsembleConfig)
     submit: SubmitConfig = field(default_factory=SubmitConfig)
+    tune: TuneConfig = field(default_factory=TuneConfig)
 
     SECTIONS: ClassVar[tuple[Section, ...]] = ()  # the kinds' own sections this class holds
 
@@ -259,6 +280,13 @@ def _convert(value: Any, tp: Any, key: str) -> Any:
             raise ConfigError(f"config key '{key}': expected a list, got {value!r}")
         (item_type,) = typing.get_args(tp)
         return [_convert(item, item_type, f"{key}[{i}]") for i, item in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+            raise ConfigError(f"config key '{key}': expected a mapping, got {value!r}")
+        _, value_type = typing.get_args(tp)
+        if value_type is Any:
+            return dict(value)
+        return {k: _convert(v, value_type, f"{key}.{k}") for k, v in value.items()}
     if dataclasses.is_dataclass(tp):
         return _build(tp, value, key)
     if tp is float and isinstance(value, int) and not isinstance(value, bool):
@@ -305,6 +333,21 @@ def _field_type(path: list[str], cls: type = Config) -> Any:
             raise ConfigError(f"unknown config key '{key}' (known: {', '.join(sorted(names))})")
         tp = hints[name]
     return tp
+
+
+def field_type(key: str, cls: type = Config) -> Any:
+    """The declared type of the dotted config key `key` in `cls`; ConfigError if unknown."""
+    return _field_type(key.split("."), cls)
+
+
+def short_keys(keys: typing.Iterable[str]) -> dict[str, str]:
+    """Each dotted key's last part (`lr` for train.lr), or the whole key where two would clash:
+    column names for tables that must fit a log's width."""
+    keys = list(keys)
+    last = [key.rsplit(".", 1)[-1] for key in keys]
+    return {
+        key: name if last.count(name) == 1 else key for key, name in zip(keys, last, strict=True)
+    }
 
 
 def _merge(base: dict, update: dict) -> dict:
@@ -420,6 +463,7 @@ def validate(config: Config) -> None:
         ),
         (config.train.pad_multiple >= 1, "train.pad_multiple must be at least 1"),
         *_pretrain_checks(config),
+        *_tune_checks(config),
         (config.ensemble.average in ("logits", "probs"), "ensemble.average: logits or probs"),
         (config.ensemble.tau_step > 0, "ensemble.tau_step must be positive"),
         (all(w >= 0 for w in config.ensemble.weights), "ensemble.weights must be non-negative"),
@@ -454,6 +498,21 @@ def _pretrain_checks(config: Config) -> list[tuple[bool, str]]:
             "pretrain.backbone and pretrain.out_dir must differ",
         ),
     ]
+
+
+def _tune_checks(config: Config) -> list[tuple[bool, str]]:
+    t, k = config.tune, config.folds.k
+    return [
+        (t.trials >= 1, "tune.trials must be at least 1"),
+        (bool(t.folds) and all(0 <= f < k for f in t.folds), f"tune.folds: folds in 0..{k - 1}"),
+        (len(set(t.folds)) == len(t.folds), "tune.folds: each fold once"),
+        (t.pruner in ("median", "wilcoxon", "none"), "tune.pruner: median, wilcoxon or none"),
+        (t.direction in ("maximize", "minimize"), "tune.direction: maximize or minimize"),
+        (t.keep >= 0, "tune.keep must be at least 0"),
+        (t.pruner_startup_trials >= 0 and t.pruner_warmup_evals >= 0,
+         "tune.pruner_startup_trials and pruner_warmup_evals: at least 0"),
+        ("/" not in t.study and t.study not in ("", ".", ".."), "tune.study: a folder name"),
+    ]  # fmt: skip
 
 
 def config_to_dict(config: Config) -> dict:

@@ -10,6 +10,11 @@ run, fold, ensemble and submission paths.
                                    per_class.csv, the report's PNGs
     runs/audit/<train file stem>/  `comp audit`: config.yaml, groups.csv, conflicts.csv,
                                    per_class.csv, summary.json, duplicates_per_class.png
+    runs/tune/<study>/             `comp tune`: config.yaml (the base config and the space),
+                                   journal.log (the Optuna study, unless tune.storage is an
+                                   RDB URL), trials.csv, history.png, importances.png,
+                                   best.yaml, workers/, trials/ (a lock per running trial),
+                                   cache/; trial N's experiment is runs/<study>_t<NNN>/
     submissions/<name>_<set>.csv   and submissions/<name>.config.yaml
 """
 
@@ -29,6 +34,13 @@ ENSEMBLES = "ensembles"
 CACHE = "cache"
 LAUNCH = "launch"
 AUDIT = "audit"
+TUNE = "tune"
+RESERVED = (ENSEMBLES, AUDIT, TUNE)  # folders of runs/ that are not experiments
+JOURNAL = "journal.log"  # an Optuna journal file: the study, shared by its workers
+TRIALS_CSV = "trials.csv"
+BEST_CONFIG = "best.yaml"  # the best trial's resolved config, as experiment <study>_best
+WORKERS = "workers"  # the logs of `comp tune --workers N`
+TRIAL_LOCKS = "trials"  # trials/<number>.lock, held while a trial runs
 COMBINED = "combined"  # submissions/<name>_combined.csv: every test set's rows, in config order
 
 
@@ -51,6 +63,15 @@ def launch_log(config: Config, fold: int) -> Path:
 
 def ensemble_dir(config: Config, name: str | None = None) -> Path:
     return Path(config.train.runs_dir) / ENSEMBLES / (name or config.ensemble.name)
+
+
+def tune_dir(config: Config) -> Path:
+    return Path(config.train.runs_dir) / TUNE / config.tune.study
+
+
+def trial_experiment(study: str, number: int) -> str:
+    """The experiment of trial `number` of a study: <study>_t<NNN>."""
+    return f"{study}_t{number:03d}"
 
 
 def audit_dir(config: Config) -> Path:

@@ -21,9 +21,8 @@ from pathlib import Path
 
 import numpy as np
 from rich.console import Console
-from rich.table import Table
 
-from comp.config import Config
+from comp.config import Config, short_keys
 from comp.ensemble import (
     class_counts_by_fold,
     class_log_prior,
@@ -36,8 +35,9 @@ from comp.errors import CompError
 from comp.folds import load_fold_assignment
 from comp.io import read_json, read_parquet, write_text_atomically
 from comp.kinds import get_kind, load_config
-from comp.layout import CONFIG, ENSEMBLES, METRICS, OOF, fold_dir
+from comp.layout import CONFIG, ENSEMBLES, METRICS, OOF, RESERVED, fold_dir
 from comp.metrics import macro_f1_from_counts
+from comp.progress import cut, fitted_table
 
 # what --sort accepts: the column, and whether larger is better
 SORTS = {
@@ -206,7 +206,7 @@ def _mark_differences(rows: list[Row]) -> None:
         for key, value in row.keys.items():
             values.setdefault(key, set()).add(json.dumps(value, sort_keys=True))
     differing = [key for key, seen in values.items() if len(seen) > 1]
-    short = _short_names(differing)
+    short = short_keys(differing)
     walls = {r.name: r.wall_s for r in rows if r.type == "experiment"}
     for row in rows:
         keys = [k for k in differing if k in row.keys]
@@ -229,14 +229,6 @@ def _bare(value) -> str:
     return value if isinstance(value, str) else json.dumps(value)
 
 
-def _short_names(keys: list[str]) -> dict[str, str]:
-    """Each key's last part (`lr` for train.lr), or the whole key where two would clash."""
-    last = [key.rsplit(".", 1)[-1] for key in keys]
-    return {
-        key: name if last.count(name) == 1 else key for key, name in zip(keys, last, strict=True)
-    }
-
-
 def leaderboard(config: Config, tail_rows: int | None = None) -> list[Row]:
     """A row per experiment folder of `train.runs_dir` and per ensemble, unsorted."""
     runs = Path(config.train.runs_dir)
@@ -248,7 +240,7 @@ def leaderboard(config: Config, tail_rows: int | None = None) -> list[Row]:
     rows = [
         experiment_row(folder, runs_dir, config, tail_rows)
         for folder in sorted(runs.iterdir())
-        if folder.is_dir() and folder.name != ENSEMBLES
+        if folder.is_dir() and folder.name not in RESERVED
     ]
     ensembles = runs / ENSEMBLES
     if ensembles.is_dir():
@@ -293,14 +285,6 @@ def _figure(value: float | None, spec: str = ".4f") -> str:
     return "" if value is None else format(value, spec)
 
 
-def _cut(text: str, width: int) -> str:
-    return text if len(text) <= width else text[: max(width - 1, 0)] + "…"
-
-
-def _cut(text: str, width: int) -> str:
-    return text if len(text) <= width else text[: max(width - 1, 0)] + "…"
-
-
 def _table_state(state: str) -> str:
     """`unfinished (3/5 folds)` as `3/5 folds`: the table's narrow state column."""
     return state.removeprefix("unfinished (").removesuffix(")") if "folds)" in state else state
@@ -314,29 +298,23 @@ def print_leaderboard(rows: list[Row], console: Console, tail_rows: int | None) 
     """One line a row, whole names; `differs` is cut to the width the others leave (whole in
     --csv)."""
     tail = f"< {tail_rows} rows" if tail_rows is not None else f"< largest / {TAIL_SHARE}"
-    table = Table(title=f"runs: OOF macro-F1, raw/adjusted (cross-fitted τ; tail: classes {tail})")
-    headers = ("name", "type", "state", "OOF", "tail", "± folds", "wall s")
+    headers = ["name", "type", "state", "OOF", "tail", "± folds", "wall s", "differs"]
     cells = [
         [
             r.name,
             "ens" if r.type == "ensemble" else "exp",
-            _cut(_table_state(r.state), 14),
+            cut(_table_state(r.state), 14),
             _pair(r.raw, r.adjusted),
             _pair(r.tail_raw, r.tail_adjusted),
             _figure(r.spread),
             _figure(r.wall_s, ".0f"),
+            r.differs_short,
         ]
         for r in rows
     ]
-    widths = [max([len(h), *(len(c[i]) for c in cells)]) for i, h in enumerate(headers)]
-    left = console.width - sum(widths) - 3 * (len(headers) + 1) - 1  # borders, padding
-    for header, width in zip(headers, widths, strict=True):
-        justify = "left" if header in ("name", "type", "state") else "right"
-        table.add_column(header, justify=justify, no_wrap=True, min_width=width)
-    table.add_column("differs", no_wrap=True)
-    for r, row_cells in zip(rows, cells, strict=True):
-        table.add_row(*row_cells, _cut(r.differs_short, max(left, 4)))
-    console.print(table)
+    title = f"runs: OOF macro-F1, raw/adjusted (cross-fitted τ; tail: classes {tail})"
+    left = {"name", "type", "state", "differs"}
+    console.print(fitted_table(title, headers, cells, left, console.width))
 
 
 def runs_command(

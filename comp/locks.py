@@ -35,7 +35,39 @@ def folder_lock(folder: Path, description: str) -> Iterator[None]:
     """Hold the lock of `folder` for the block; BusyError at once if another process holds it.
     `description` names what is trained there in the message (e.g. "fold 0 of demo_tiny")."""
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / LOCK
+    with file_lock(folder / LOCK, description):
+        yield
+
+
+def lock_is_held(path: Path) -> bool:
+    """Whether a live process holds the lock file `path` (a dead holder's lock is free)."""
+    if not path.is_file():
+        return False
+    with open(path, "a+", encoding="utf-8") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        return False
+
+
+@contextmanager
+def waiting_lock(path: Path) -> Iterator[None]:
+    """Hold the lock file `path` for a short critical section, waiting for it if need be."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+", encoding="utf-8") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@contextmanager
+def file_lock(path: Path, description: str) -> Iterator[None]:
+    """Hold the lock file `path` for the block; BusyError at once if another process holds it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     handle = open(path, "a+", encoding="utf-8")  # noqa: SIM115 (held for the whole block)
     try:
         try:

@@ -13,6 +13,7 @@ import time
 from datetime import timedelta
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -21,6 +22,7 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+from rich.table import Table
 
 LOG_WIDTH = 120  # columns when the output is not a terminal and COLUMNS is not set
 
@@ -91,3 +93,24 @@ class StepProgress:
             f"{text}, {_clock(elapsed)} elapsed, ETA {_clock(per_step * (self.total - step))}",
             soft_wrap=True,
         )
+
+
+def cut(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: max(width - 1, 0)] + "…"
+
+
+def fitted_table(
+    title: str, headers: list[str], rows: list[list[str]], left: set[str], width: int
+) -> Table:
+    """A table one line a row that fits `width` columns: every column as wide as its widest
+    cell, and the last one (free text: a note, the keys that differ) cut to what is left. Cells
+    are plain text; `left` names the left-justified columns."""
+    widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(headers[:-1])]
+    rest = width - sum(widths) - 3 * len(headers) - 2  # borders and padding
+    table = Table(title=escape(title))
+    for header, column_width in zip(headers, [*widths, None], strict=True):
+        table.add_column(header, justify="left" if header in left else "right", no_wrap=True,
+                         min_width=column_width)  # fmt: skip
+    for row in rows:
+        table.add_row(*(escape(c) for c in row[:-1]), escape(cut(row[-1], max(rest, 4))))
+    return table

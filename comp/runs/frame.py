@@ -9,9 +9,11 @@ folds and the same fingerprint: the sha256 of the config values that shape that 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
+import shutil
 import time
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
@@ -143,12 +145,18 @@ def finished_metrics(
 
 
 def clear_fold(folder: Path, kind_files: tuple[str, ...]) -> None:
-    """Remove a fold's outputs and its kind's files: it starts over from nothing."""
+    """Remove a fold's outputs and its kind's files (and folders): it starts over from nothing."""
     for name in (METRICS, STOPPED, OOF, TEST_LOGITS, *kind_files):
-        (folder / name).unlink(missing_ok=True)
+        path = folder / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
 
 
-def load_run_inputs(config: Config, fingerprint: str) -> RunInputs:
+def load_run_inputs(config: Config, fingerprint: str, cache_dir: Path | None = None) -> RunInputs:
+    """The data, folds and test sets a run trains on (loaded once; `comp tune` reuses them for
+    every trial), with its kinds' cache in `cache_dir` (default: the experiment's)."""
     train = load_train(config.data)
     folds = load_folds(config, train)
     tests = load_tests(config)
@@ -160,7 +168,7 @@ def load_run_inputs(config: Config, fingerprint: str) -> RunInputs:
         folds=folds,
         folds_sha256=sha256_file(folds_paths(config)[0]),
         fingerprint=fingerprint,
-        cache_dir=experiment_dir(config) / CACHE,
+        cache_dir=cache_dir or experiment_dir(config) / CACHE,
         writes=process_writes(),
         extra=extra,
     )
@@ -255,13 +263,18 @@ def train_folds(
     device: str | None,
     force: bool,
     console: Console,
+    *,
     listen: Listen = no_listeners,
+    loaded: RunInputs | None = None,
+    table: bool = True,
 ) -> list[FoldResult]:
     """Train the given folds of the configured kind; finished ones are skipped unless `force`.
     An interrupted fold keeps its kind's files (a checkpoint) and resumes; a forced or stale one
     starts over. Each fold is locked while this process may train it: a second process asking
     for it stops at once (BusyError). `listen(fold)` gives the listeners of that fold's
-    training events (`comp.events`); one that stops a fold ends the call with FoldStopped."""
+    training events (`comp.events`); one that stops a fold ends the call with FoldStopped.
+    `loaded`: inputs loaded before for a config with the same data, folds and dedup keys (a
+    tuning worker's), used instead of loading them again. `table`: print the results table."""
     kind = get_kind(config.model.kind)
     fingerprint = fold_fingerprint(config)
     writes = process_writes()
@@ -278,7 +291,11 @@ def train_folds(
             locks[fold].close()
         todo = [fold for fold in folds if fold not in results]
         if todo:
-            inputs = load_run_inputs(config, fingerprint)
+            inputs = (
+                load_run_inputs(config, fingerprint)
+                if loaded is None
+                else dataclasses.replace(loaded, config=config, fingerprint=fingerprint)
+            )
             if inputs.extra is not None and writes:
                 print_extra_report(inputs.extra, config.folds.k, console)
             run = kind.start(inputs, device, console)
@@ -291,7 +308,7 @@ def train_folds(
             finally:
                 run.close()
     ordered = [results[fold] for fold in sorted(results)]
-    if writes:
+    if writes and table:
         print_results(ordered, console)
     for derived in derived_configs(config):
         console.print(

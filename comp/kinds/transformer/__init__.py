@@ -21,6 +21,7 @@ from comp.config import Config
 from comp.data import TestData
 from comp.kinds import KindRun, RunInputs
 from comp.neural.files import (  # light: names only
+    BACKBONE,
     BEST_MODEL,
     CHECKPOINT,
     PREVIOUS_CHECKPOINT,
@@ -30,7 +31,7 @@ from comp.neural.files import (  # light: names only
 SECTION = None  # the recipe's keys are the core `model` and `train` sections
 USES_BACKBONE = True
 ENCODER_FOLDS = True  # best_model.pt and backbone/: comp.neural.fold_encoder
-FOLD_FILES = (CHECKPOINT, PREVIOUS_CHECKPOINT, BEST_MODEL)
+FOLD_FILES = (CHECKPOINT, PREVIOUS_CHECKPOINT, BEST_MODEL, BACKBONE)
 SCRATCH_FILES = (CHECKPOINT, PREVIOUS_CHECKPOINT)  # only an unfinished fold needs them
 
 # train keys that change where, how fast or how often things happen, not the model a fold makes
