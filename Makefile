@@ -6,7 +6,8 @@
 #   make train FOLDS="0 2"                chosen folds only
 #   make -j4 train GPUS="0 1 2 3"         folds in parallel, one process per GPU
 #   make -j3 train GPUS="0 0 0"           three folds at once on one GPU
-#   make setup TORCH=torch                GPU users: a CUDA build of torch instead of the CPU one
+#   make setup TORCH="torch --index-url https://download.pytorch.org/whl/cu128"
+#                                         GPU users: a CUDA build of torch instead of the CPU one
 
 PYTHON ?= python3
 TORCH ?= torch==2.13.0
@@ -24,7 +25,7 @@ setup: $(STAMP)
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet "$(TORCH)"
+	$(BIN)/pip install --quiet $(TORCH)
 	$(BIN)/pip install --quiet -e ".[dev]"
 	touch $@
 

@@ -1,6 +1,7 @@
 """The docs that are generated or bounded: docs/config.md is the code's own reference, and the
 README stays a front door."""
 
+import re
 from pathlib import Path
 
 import yaml
@@ -52,3 +53,11 @@ def test_field_comments_follow_their_fields():
         "b": "",
         "c": "a block of its own about c and c's own",
     }
+
+
+def test_the_readme_is_a_front_door():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert len(readme.splitlines()) <= 200
+    assert "make all" in readme and "make test" in readme
+    for link in re.findall(r"\]\((docs/[^)#]+)", readme):
+        assert (ROOT / link).is_file(), link
