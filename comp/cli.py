@@ -1,7 +1,9 @@
 """The `comp` command line: thin click commands over library functions.
 
 Heavy imports (polars, numpy, torch, transformers) happen inside the commands, so `comp --help`
-stays fast. Exit codes: 0 success, 1 unexpected error, 2 bad input (one line on stderr).
+stays fast. Exit codes (docs/reliability.md): 0 success; 1 an unexpected error (a bug: the
+traceback); 2 bad input, a stale or busy artifact, a failed fold (one line on stderr, nothing
+half-written); 3 `comp submit --check` found problems in the file.
 """
 
 from __future__ import annotations

@@ -1,13 +1,11 @@
 """`model.kind: transformer`: the seed paper's recipe (a pretrained encoder, a [CLS] or mean head,
-LDAM/DRW, FGM, LLRD AdamW), one model per fold.
+LDAM/DRW, FGM, LLRD AdamW), one model per fold, on the shared neural parts (`comp.neural`).
 
-The package is split by job: `backbone` (load from the hub or a folder; the tiny local one),
-`model` (classifier and heads), `losses`, `fgm`, `optim`, `encoding` (pairs, truncation,
-padding), `token_cache`, `batches`, `distributed` (device, torchrun), `checkpoints`, `loop` (one
-fold, top to bottom), `inference` (logits; a fold reloaded from its folder) and `run` (what a run
-sets up once); `masking`, `mlm` and `pretrain` are `comp pretrain`, `tokenizer_check` is
-`comp backbone check`. This module is the kind's face to the fold frame (see `comp.kinds`); it
-imports torch only when a run starts or a fold predicts.
+The package holds the recipe, split by job: `model` (classifier and heads), `losses` (LDAM,
+DRW), `fgm`, `context` (what a step works with), `step` (the sync-free step) and `eager_step`,
+`graphs` (CUDA graphs), `loop` (one fold, top to bottom), `run` (what a run sets up once) and
+`inference` (a finished fold reloaded from its folder). This module is the kind's face to the fold
+frame (see `comp.kinds`); it imports torch only when a run starts or a fold predicts.
 """
 
 from __future__ import annotations
