@@ -18,7 +18,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 COMP := $(BIN)/comp
 
-.PHONY: setup test lint docs all train clean
+.PHONY: setup test lint docs all train clean slurm-up slurm-down test-slurm
 .DELETE_ON_ERROR:
 
 setup: $(STAMP)
@@ -34,7 +34,18 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check comp tests benchmarks
 
 test: lint
-	$(BIN)/pytest
+	$(BIN)/pytest -m "not slurm"
+	@echo "(the Slurm tests are a target of their own: make slurm-up && make test-slurm)"
+
+# A one-node Slurm on this machine (Debian's slurm-wlm and munge; root), for the Slurm tests.
+slurm-up:
+	bash slurm/up.sh
+
+slurm-down:
+	bash slurm/down.sh
+
+test-slurm: $(STAMP)
+	$(BIN)/pytest -m slurm -rs
 
 # docs/config.md is generated from the config dataclasses' comments (a test fails when stale)
 docs: $(STAMP)
@@ -48,7 +59,7 @@ clean:
 # The pipeline. Its paths come from the config: make builds .make/<config>.mk (after setup, with
 # `comp show-config --make`) and reads it; GNU make restarts itself once that file is made.
 
-ifeq ($(filter setup lint test docs clean,$(MAKECMDGOALS)),)
+ifeq ($(filter setup lint test docs clean slurm-up slurm-down test-slurm,$(MAKECMDGOALS)),)
 empty :=
 space := $(empty) $(empty)
 CONFIG_ARGS := $(foreach c,$(CONFIG),--config $(c))

@@ -27,14 +27,51 @@ def _console(stderr: bool = False):
 
 
 class CompGroup(click.Group):
-    """Turns a CompError into one line on stderr and exit code 2."""
+    """Turns a CompError into one line on stderr and exit code 2, and Ctrl-C or SIGTERM into one
+    line saying what was kept and exit code 130 or 143 (comp.interrupt)."""
 
     def invoke(self, ctx: click.Context):
+        from comp.interrupt import Interrupted, stop_signals, stop_signals_here
+
         try:
-            return super().invoke(ctx)
+            with stop_signals(stop_signals_here()):
+                return super().invoke(ctx)
         except CompError as exc:
             _console(stderr=True).print(f"[bold red]error:[/] {exc}", soft_wrap=True)
             sys.exit(exc.exit_code)
+        except Exception as exc:  # a full disk in a write outside comp's writers: one line too
+            from comp.io import DiskFull, disk_full
+
+            if not disk_full(exc):
+                raise
+            path = getattr(exc, "filename", None) or "a file comp was writing"
+            _console(stderr=True).print(f"[bold red]error:[/] {DiskFull(path)}", soft_wrap=True)
+            sys.exit(DiskFull.exit_code)
+        except Interrupted as stop:
+            _console(stderr=True).print(f"[bold yellow]stopped:[/] {stop}", soft_wrap=True)
+            sys.exit(stop.exit_code)
+
+
+def _gpu_ids(gpus: str | None) -> list[str]:
+    return [g.strip() for g in (gpus or "").split(",") if g.strip()]
+
+
+def executor_options(command):
+    """--executor local|slurm (sets launch.executor) and --detach (Slurm: return at once)."""
+
+    @click.option(
+        "--executor",
+        type=click.Choice(["local", "slurm"]),
+        help="local (this machine) or slurm (a job array); sets launch.executor.",
+    )
+    @click.option("--detach", is_flag=True, help="Slurm: submit and return; follow: comp jobs.")
+    @functools.wraps(command)
+    def wrapper(*args, config, executor, detach, **kwargs):
+        if executor:
+            config.launch.executor = executor
+        return command(*args, config=config, detach=detach, **kwargs)
+
+    return wrapper
 
 
 def config_options(command):
@@ -163,12 +200,21 @@ def backbone_tiny(
 @config_options
 @click.option("--device", help="cpu, cuda or cuda:N; default train.device (auto).")
 @click.option("--force", is_flag=True, help="Pretrain again even if the folder is up to date.")
-def pretrain(config, device: str | None, force: bool) -> None:
+@executor_options
+def pretrain(config, device: str | None, force: bool, detach: bool) -> None:
     """Continue masked-LM pretraining of the backbone on the competition's own text (train and
     test rows, no labels) into pretrain.out_dir; point model.backbone there to use it."""
     from comp.pretrain.run import pretrain as run_pretraining
+    from comp.runs.launch import pretrain_on_slurm
 
-    run_pretraining(config, device, force, _console())
+    if config.launch.executor == "slurm":
+        if force:
+            raise CompError("--force goes with --executor local: remove pretrain.out_dir instead")
+        pretrain_on_slurm(config, device, detach, _console())
+    elif detach:
+        raise CompError("--detach goes with --executor slurm")
+    else:
+        run_pretraining(config, device, force, _console())
 
 
 @backbone.command("check")
@@ -194,19 +240,18 @@ def backbone_check(config, rows: int) -> None:
 @click.option("--device", help="cpu, cuda or cuda:N; default train.device (auto).")
 @click.option("--force", is_flag=True, help="Retrain folds that already finished.")
 @click.option("--gpus", help="Folds in parallel, one process per GPU id, e.g. --gpus 0,1,2,3.")
-def train(config, fold_spec: str, device: str | None, force: bool, gpus: str | None) -> None:
+@executor_options
+def train(
+    config, fold_spec: str, device: str | None, force: bool, gpus: str | None, detach: bool
+) -> None:
     """Train one model per fold; writes runs/<experiment>/fold<K>/.
 
     One fold on several GPUs: torchrun --nproc_per_node N -m comp.cli train --fold K."""
-    from comp.runs.frame import parse_folds, train_folds
-    from comp.runs.launch import train_folds_on_gpus
+    from comp.runs.frame import parse_folds
+    from comp.runs.launch import launch_train
 
     folds = parse_folds(fold_spec, config.folds.k)
-    if gpus:
-        ids = [g.strip() for g in gpus.split(",") if g.strip()]
-        train_folds_on_gpus(config, folds, ids, device, force, _console())
-    else:
-        train_folds(config, folds, device, force, _console())
+    launch_train(config, folds, device, force, _gpu_ids(gpus), detach, _console())
 
 
 @main.command("tune")
@@ -219,6 +264,7 @@ def train(config, fold_spec: str, device: str | None, force: bool, gpus: str | N
     "--confirm", type=int, help="Train the best K trials and the base on the unseen folds."
 )
 @click.option("--worker", is_flag=True, hidden=True, help="Run as one of --workers N.")
+@executor_options
 def tune(
     config,
     workers: int,
@@ -227,6 +273,7 @@ def tune(
     show: bool,
     confirm: int | None,
     worker: bool,
+    detach: bool,
 ) -> None:
     """Search the settings of tune.space with Optuna: each trial an experiment <study>_t<NNN>
     on tune.folds, pruned early when it lags; results in runs/tune/<study>/."""
@@ -242,8 +289,16 @@ def tune(
 
         confirm_command(config, confirm, device, console)
     else:
-        ids = [g.strip() for g in (gpus or "").split(",") if g.strip()]
-        tuning.tune_command(config, workers, ids, device, console)
+        tuning.tune_command(config, workers, _gpu_ids(gpus), device, detach, console)
+
+
+@main.command("jobs")
+@config_options
+def jobs(config) -> None:
+    """The Slurm tasks comp submitted under train.runs_dir, and their state now."""
+    from comp.runs.jobs import jobs_command
+
+    jobs_command(config, _console())
 
 
 @main.command("predict")

@@ -200,9 +200,38 @@ class TuneConfig:
     pruner_warmup_evals: int = 1  # evaluations of a trial before it can be pruned
     direction: str = "maximize"  # maximize | minimize the mean validation macro-F1
     sampler_seed: int = 42  # the TPE sampler's seed
+    startup_trials: int = 10  # trials drawn at random before TPE models the space (Optuna's
+    # default); fewer suit a small study
     keep: int = 3  # model weights are kept for the best `keep` trials only (0: all)
     space: dict[str, Any] = field(default_factory=dict)  # dotted config key -> {low, high,
     # log?, step?} (a range) or a list of values (categorical); set in a YAML layer
+
+
+@dataclass
+class SlurmConfig:
+    """`--executor slurm`: how each task (a fold, a tuning worker, pretraining) is asked for."""
+
+    partition: str = ""  # "" = the cluster's default partition
+    account: str = ""  # the account jobs are charged to; "" = yours by default
+    gpus_per_task: int = 1  # 0 on a CPU partition
+    cpus_per_task: int = 4  # also the task's torch threads
+    mem_gb: int = 32  # memory a task asks for
+    time_min: int = 120  # the time limit; past it the task is requeued and resumes
+    array_parallelism: int = 8  # tasks of one array running at once, at most
+    qos: str = ""  # a quality of service, where the cluster has them
+    constraint: str = ""  # e.g. a GPU type: a100
+    sbatch_extra: list[str] = field(default_factory=list)  # more `--key=value` flags for sbatch
+    setup: list[str] = field(default_factory=list)  # shell lines run first in a task, e.g.
+    # `module load cuda` or `source .venv/bin/activate`
+    max_requeues: int = 3  # time limits a task may hit (each time it is requeued and resumes)
+
+
+@dataclass
+class LaunchConfig:
+    """How `comp train --fold all`, `comp tune --workers N` and `comp pretrain` spread work."""
+
+    executor: str = "local"  # local (this machine; --gpus) | slurm (a job array; --executor)
+    slurm: SlurmConfig = field(default_factory=SlurmConfig)
 
 
 @dataclass
@@ -224,6 +253,7 @@ class Config:
     ensemble: EnsembleConfig = field(default_factory=EnsembleConfig)
     submit: SubmitConfig = field(default_factory=SubmitConfig)
     tune: TuneConfig = field(default_factory=TuneConfig)
+    launch: LaunchConfig = field(default_factory=LaunchConfig)
 
     SECTIONS: ClassVar[tuple[Section, ...]] = ()  # the kinds' own sections this class holds
 
@@ -464,6 +494,7 @@ def validate(config: Config) -> None:
         (config.train.pad_multiple >= 1, "train.pad_multiple must be at least 1"),
         *_pretrain_checks(config),
         *_tune_checks(config),
+        *_launch_checks(config),
         (config.ensemble.average in ("logits", "probs"), "ensemble.average: logits or probs"),
         (config.ensemble.tau_step > 0, "ensemble.tau_step must be positive"),
         (all(w >= 0 for w in config.ensemble.weights), "ensemble.weights must be non-negative"),
@@ -509,9 +540,22 @@ def _tune_checks(config: Config) -> list[tuple[bool, str]]:
         (t.pruner in ("median", "wilcoxon", "none"), "tune.pruner: median, wilcoxon or none"),
         (t.direction in ("maximize", "minimize"), "tune.direction: maximize or minimize"),
         (t.keep >= 0, "tune.keep must be at least 0"),
+        (t.startup_trials >= 1, "tune.startup_trials must be at least 1"),
         (t.pruner_startup_trials >= 0 and t.pruner_warmup_evals >= 0,
          "tune.pruner_startup_trials and pruner_warmup_evals: at least 0"),
         ("/" not in t.study and t.study not in ("", ".", ".."), "tune.study: a folder name"),
+    ]  # fmt: skip
+
+
+def _launch_checks(config: Config) -> list[tuple[bool, str]]:
+    s = config.launch.slurm
+    return [
+        (config.launch.executor in ("local", "slurm"), "launch.executor: local or slurm"),
+        (s.gpus_per_task >= 0 and s.cpus_per_task >= 1, "launch.slurm: gpus >= 0, cpus >= 1"),
+        (s.mem_gb >= 1 and s.time_min >= 1, "launch.slurm.mem_gb and time_min: at least 1"),
+        (s.array_parallelism >= 1 and s.max_requeues >= 0, "launch.slurm.array_parallelism >= 1"),
+        (all(f.startswith("--") and "=" in f for f in s.sbatch_extra),
+         "launch.slurm.sbatch_extra: flags like --key=value"),
     ]  # fmt: skip
 
 

@@ -99,6 +99,10 @@ def section_rows(prefix: str, cls: type, instance: Any) -> list[tuple[str, str, 
     rows = []
     for f in dataclasses.fields(cls):
         key = f"{prefix}.{f.name}"
+        if dataclasses.is_dataclass(hints[f.name]):  # a section inside a section
+            inner = getattr(instance, f.name) if instance is not None else None
+            rows += section_rows(key, hints[f.name], inner)
+            continue
         rows.append((key, _default(f, instance), comments.get(f.name, "")))
         item = (typing.get_args(hints[f.name]) or (None,))[0]
         if typing.get_origin(hints[f.name]) is list and dataclasses.is_dataclass(item):

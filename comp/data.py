@@ -57,6 +57,53 @@ def rows_phrase(mask: pl.Series) -> str:
     return f"row{'s' if len(rows) > 1 else ''} {named}{more}"
 
 
+# Encodings Arabic CSVs often come in (Excel on Windows saves Windows-1256), as iconv names them
+LIKELY_ENCODINGS = {"UTF-16": "utf-16", "WINDOWS-1256": "cp1256", "ISO-8859-6": "iso8859_6"}
+SNIFF_BYTES = 4 << 20  # read this much of a file to guess its encoding
+
+
+def not_utf8(path: Path) -> str | None:
+    """For a file that is not UTF-8: where it stops being UTF-8, which usual encoding reads it
+    as Arabic text, and the command that converts it; None if it is valid UTF-8. comp itself
+    reads UTF-8 only."""
+    with open(path, "rb") as handle:
+        raw = handle.read(SNIFF_BYTES)
+    try:
+        raw.decode("utf-8")
+        return None
+    except UnicodeDecodeError as error:
+        if error.start >= len(raw) - 4 and len(raw) == SNIFF_BYTES:
+            return None  # only the sniffed block's end cuts a character
+        line = raw[: error.start].count(b"\n") + 1
+        where = f"byte 0x{raw[error.start]:02x} on line {line}"
+    guess = _arabic_reading(raw)
+    if guess is None:
+        return f"{path}: not UTF-8 ({where}), and not Arabic text in {', '.join(LIKELY_ENCODINGS)}"
+    out = path.with_name(f"{path.stem}.utf8{path.suffix}")
+    return (
+        f"{path}: not UTF-8 ({where}); it reads as Arabic text in {guess}: convert it with "
+        f"`iconv -f {guess} -t UTF-8 {path} > {out}` and point the config at {out}"
+    )
+
+
+def _arabic_reading(raw: bytes) -> str | None:
+    """The usual encoding that decodes `raw` with the most Arabic letters (at least half its
+    letters), or None."""
+    best, best_share = None, 0.5
+    for name, codec in LIKELY_ENCODINGS.items():
+        if name == "UTF-16" and raw[:2] not in (b"\xff\xfe", b"\xfe\xff"):
+            continue  # without its byte-order mark UTF-16 is no likely reading
+        try:
+            text = raw.decode(codec, errors="strict")
+        except UnicodeDecodeError:
+            continue
+        letters = [c for c in text if c.isalpha()]
+        share = sum("\u0600" <= c <= "\u06ff" for c in letters) / max(len(letters), 1)
+        if share > best_share:
+            best, best_share = name, share
+    return best
+
+
 def read_csv(path: str | Path, required: list[str]) -> pl.DataFrame:
     """Read a UTF-8 CSV (BOM or not, LF or CRLF, quoted multi-line cells) as strings."""
     path = Path(path)
@@ -68,7 +115,7 @@ def read_csv(path: str | Path, required: list[str]) -> pl.DataFrame:
         raise DataError(f"{path}: the file is empty") from None
     except (pl.exceptions.ComputeError, pl.exceptions.PolarsError) as exc:
         reason = str(exc).strip().splitlines()[0]
-        raise DataError(f"{path}: not a readable UTF-8 CSV: {reason}") from None
+        raise DataError(not_utf8(path) or f"{path}: not a readable UTF-8 CSV: {reason}") from None
     missing = [c for c in required if c not in frame.columns]
     if missing:
         raise DataError(

@@ -4,13 +4,18 @@ Every artifact is written under a temporary name in its final folder and renamed
 an interrupted or failed command never leaves a half-written file where a good one is expected.
 A file that is missing, truncated or foreign anyway (a full disk, a bad copy, an edit) is read
 back as a CompError naming the file and the command that rebuilds it: one line, exit code 2.
+
+A write that runs out of disk space (ENOSPC, a quota) ends as `DiskFull`: one line naming the
+file, the space it needed where that is known and the space left, with no temporary file behind.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
+import shutil
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,6 +23,55 @@ from pathlib import Path
 from comp.errors import CompError
 
 TEMP_MARK = ".tmp-"  # temporary files are .<name>.tmp-<pid> beside their final name
+FULL = (errno.ENOSPC, errno.EDQUOT)
+FULL_WORDS = ("No space left on device", "os error 28", "Disk quota exceeded", "os error 122")
+
+
+def disk_full(error: BaseException | None) -> bool:
+    """Whether `error` (or what caused it) is a write that found no space left: an OSError's
+    errno, or the message libraries wrap it in (polars: "... (os error 28)")."""
+    while error is not None:
+        if isinstance(error, OSError) and error.errno in FULL:
+            return True
+        if any(word in str(error) for word in FULL_WORDS):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
+
+
+def _megabytes(n: float) -> str:
+    return f"{n / 2**20:,.1f} MB"
+
+
+class DiskFull(CompError):
+    """A write found the disk full; nothing half-written was left behind."""
+
+    def __init__(self, path: Path, needed: int | None = None) -> None:
+        path = Path(path)
+        folder = next((p for p in (path.parent, *path.parents) if p.exists()), Path("."))
+        free = shutil.disk_usage(folder).free
+        what = f"it needed about {_megabytes(needed)}, " if needed else ""
+        super().__init__(
+            f"{path}: the disk is full ({what}{_megabytes(free)} free on {folder}); nothing was "
+            "written. Free some space and run the same command again: it goes on from what is "
+            "saved"
+        )
+        self.path, self.needed = path, needed
+
+
+@contextmanager
+def full_disk_as(path: str | Path, needed: int | None = None) -> Iterator[None]:
+    """Turn a full disk while writing `path` into DiskFull."""
+    try:
+        yield
+    except DiskFull as full:
+        if needed and not full.needed:  # an inner writer knew the path, this one the size
+            raise DiskFull(full.path, needed) from None
+        raise
+    except Exception as error:
+        if disk_full(error):
+            raise DiskFull(Path(path), needed) from None
+        raise
 
 
 def _temp_name(path: Path) -> Path:
@@ -29,9 +83,11 @@ def remove_stale_temp_files(folder: Path) -> list[Path]:
     the caller must know no live process writes there. Returns the files removed."""
     removed = []
     for path in Path(folder).glob(f".*{TEMP_MARK}*"):
-        if path.is_file():
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
             path.unlink(missing_ok=True)
-            removed.append(path)
+        removed.append(path)
     return removed
 
 
@@ -39,13 +95,31 @@ def remove_stale_temp_files(folder: Path) -> list[Path]:
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside `path`; rename it onto `path` only if the block succeeds."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    with full_disk_as(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
     tmp = _temp_name(path)
     try:
-        yield tmp
-        os.replace(tmp, path)
+        with full_disk_as(path):
+            yield tmp
+            os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+@contextmanager
+def atomic_folder(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary folder beside `path`; it replaces `path` only if the block succeeds:
+    a failed or killed writer never leaves half a folder at `path`."""
+    path = Path(path)
+    tmp = _temp_name(path)
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        with full_disk_as(path):
+            yield tmp
+            shutil.rmtree(path, ignore_errors=True)
+            os.replace(tmp, path)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def write_all_atomically(writers: Mapping[str | Path, Callable[[Path], None]]) -> None:
@@ -55,10 +129,11 @@ def write_all_atomically(writers: Mapping[str | Path, Callable[[Path], None]]) -
     try:
         for path, write in writers.items():
             path = Path(path)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = _temp_name(path)
-            temps.append((tmp, path))
-            write(tmp)
+            with full_disk_as(path):
+                path.parent.mkdir(parents=True, exist_ok=True)
+                tmp = _temp_name(path)
+                temps.append((tmp, path))
+                write(tmp)
         for tmp, path in temps:
             os.replace(tmp, path)
     finally:

@@ -5,7 +5,8 @@ run, fold, ensemble and submission paths.
                                    (+ the model kind's own files; stopped.json instead of
                                    metrics.json for a fold stopped early)
     runs/<experiment>/cache/       what a kind caches across folds (token ids)
-    runs/<experiment>/launch/      logs of `comp train --gpus`
+    runs/<experiment>/launch/      logs of `comp train --gpus`; with --executor slurm also
+                                   job.json (the tasks submitted) and slurm/ (their logs)
     runs/ensembles/<name>/         config.yaml, oof.parquet, test_logits.parquet, metrics.json,
                                    per_class.csv, the report's PNGs
     runs/audit/<train file stem>/  `comp audit`: config.yaml, groups.csv, conflicts.csv,
@@ -35,7 +36,10 @@ CACHE = "cache"
 LAUNCH = "launch"
 AUDIT = "audit"
 TUNE = "tune"
-RESERVED = (ENSEMBLES, AUDIT, TUNE)  # folders of runs/ that are not experiments
+PRETRAIN = "pretrain"  # runs/pretrain/<folder name>/launch/: `comp pretrain --executor slurm`
+RESERVED = (ENSEMBLES, AUDIT, TUNE, PRETRAIN)  # folders of runs/ that are not experiments
+JOB_RECORD = "job.json"  # launch/job.json: the Slurm tasks submitted for that work
+SLURM_LOGS = "slurm"  # launch/slurm/: submitit's files and the tasks' logs
 JOURNAL = "journal.log"  # an Optuna journal file: the study, shared by its workers
 TRIALS_CSV = "trials.csv"
 BEST_CONFIG = "best.yaml"  # the best trial's resolved config, as experiment <study>_best
@@ -55,6 +59,10 @@ def fold_dir(config: Config, fold: int, experiment: str | None = None) -> Path:
 def launch_dir(config: Config) -> Path:
     """Where `comp train --gpus` and the Slurm executor keep a run's logs and job records."""
     return experiment_dir(config) / LAUNCH
+
+
+def pretrain_launch_dir(config: Config) -> Path:
+    return Path(config.train.runs_dir) / PRETRAIN / Path(config.pretrain.out_dir).name / LAUNCH
 
 
 def launch_log(config: Config, fold: int) -> Path:

@@ -50,7 +50,12 @@ def kill_in_checkpoint(n: int) -> None:
         if isinstance(obj, dict) and "optimizer" in obj and reached():
             buffer = io.BytesIO()
             real(obj, buffer)
-            Path(target).write_bytes(buffer.getvalue()[: len(buffer.getvalue()) // 2])
+            half = buffer.getvalue()[: len(buffer.getvalue()) // 2]
+            if hasattr(target, "write"):  # comp saves through an open file
+                target.write(half)
+                target.flush()
+            else:
+                Path(target).write_bytes(half)
             die()
         return real(obj, target, *args, **kwargs)
 

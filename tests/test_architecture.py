@@ -99,6 +99,7 @@ LAYERS = [
             "comp.config_reference",
             "comp.events",
             "comp.tensorboard",
+            "comp.interrupt",
         ),
     ),
     ("inputs", ("comp.text", "comp.data", "comp.duplicates", "comp.extra", "comp.folds")),

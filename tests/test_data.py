@@ -74,7 +74,7 @@ def test_missing_file_column_and_empty(tmp_path):
     with pytest.raises(DataError, match="missing column 'label'"):
         load_train(config.data)
     (tmp_path / "train.csv").write_bytes(b"text,category,label\n\xff\xfe,A,0\n")
-    with pytest.raises(DataError, match="not a readable UTF-8 CSV"):
+    with pytest.raises(DataError, match=r"not UTF-8 \(byte 0xff on line 2\)"):
         load_train(config.data)
 
 
@@ -110,3 +110,36 @@ def test_test_ids_kept_as_written(small_competition, tmp_path):
     write_csv(tmp_path / "test_public.csv", ["Id", "text"], [["007", "a"], ["x-1", "b"]])
     test = load_tests(small_competition)[0]
     assert test.ids == ["007", "x-1"] and test.name == "public"
+
+
+@pytest.mark.parametrize(("codec", "name"), [("cp1256", "WINDOWS-1256"), ("utf-16", "UTF-16")])
+def test_a_file_in_another_encoding_is_named_with_its_conversion(tmp_path, codec, name):
+    import csv
+    import io
+    import shutil
+    import subprocess
+
+    buffer = io.StringIO()
+    csv.writer(buffer).writerows(
+        [["text", "category", "label"], [qa("أعاني من ألم في الأسنان", "اذهب إلى الطبيب"), "A", 0],
+         [qa("سؤال ثان عن الأطفال", "جواب"), "B", 1]]
+    )  # fmt: skip
+    path = tmp_path / "train.csv"
+    path.write_bytes(buffer.getvalue().encode(codec))
+    config = small_config(tmp_path, num_labels=2)
+    with pytest.raises(DataError) as error:
+        load_train(config.data)
+    message = str(error.value)
+    command = f"iconv -f {name} -t UTF-8 {path} > {tmp_path / 'train.utf8.csv'}"
+    assert f"it reads as Arabic text in {name}: convert it with `{command}`" in message
+    if shutil.which("iconv"):  # the command given works
+        subprocess.run(command, shell=True, check=True)
+        config.data.train = str(tmp_path / "train.utf8.csv")
+        assert load_train(config.data).questions[0] == "أعاني من ألم في الأسنان"
+
+
+def test_a_file_that_is_no_arabic_encoding_says_so(tmp_path):
+    path = tmp_path / "train.csv"
+    path.write_bytes(b"text,category,label\n\xff\xfe\x00garbage\x81\x8d,A,0\n")
+    with pytest.raises(DataError, match="not UTF-8 .*, and not Arabic text in"):
+        load_train(small_config(tmp_path, num_labels=2).data)

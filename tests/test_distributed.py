@@ -101,7 +101,7 @@ def test_a_gpu_id_given_twice_runs_two_folds_at_once_on_it(tmp_path, monkeypatch
         )
         return [sys.executable, "-c", code]
 
-    monkeypatch.setattr(launch, "_fold_command", fake_fold)
+    monkeypatch.setattr(launch, "_fold_process", fake_fold)
     codes = launch.train_on_gpus(
         tmp_path / "config.yaml", [0, 1, 2], ["0", "0"], "cuda", False, tmp_path / "logs",
         Console(quiet=True),

@@ -140,6 +140,23 @@ def step_gradients(config_path: str, epoch: int, world: int = 1) -> dict[str, to
     return gradients_of(t, batch, epoch)
 
 
+def step_figures(config_path: str, epoch: int, world: int = 1) -> dict:
+    """The gradients of one step on the fixed batch (`step_gradients`) and the loss a second
+    trainer logs for that step (its `read_progress`)."""
+    from comp.kinds import load_config
+    from comp.neural.distributed import Dist
+
+    grads = step_gradients(config_path, epoch, world)
+    config = load_config([config_path])
+    data = encode_run(load_run_inputs(config, fold_fingerprint(config)))
+    rank = torch.distributed.get_rank() if world > 1 else 0
+    t = FoldTrainer(data, 0, Path(config.train.runs_dir) / f"loss{rank}", CPU, QUIET,
+                    Dist(rank, world))  # fmt: skip
+    t.model.eval()
+    t.train_step(t.train_rows[np.random.default_rng(0).permutation(len(t.train_rows))[:24]], epoch)
+    return {"grads": grads, "loss": t.read_progress().loss}
+
+
 def gradients_of(t: FoldTrainer, batch: np.ndarray, epoch: int) -> dict[str, torch.Tensor]:
     """The gradients the trainer's step accumulates for `batch`, before its update."""
     if t.cfg.step == "eager":
@@ -201,7 +218,36 @@ def test_micro_batches_and_ranks_give_the_whole_batch_gradient(demo_root, tmp_pa
         for rank in (0, 1)
     ]  # fmt: skip
     assert [rank.wait(timeout=300) for rank in ranks] == [0, 0]
-    assert_same_gradients(whole, torch.load(saved))
+    assert_same_gradients(whole, torch.load(saved)["grads"])
+
+
+@pytest.mark.parametrize(
+    ("step", "accum"),
+    [("sync_free", 1), ("sync_free", 2), ("eager", 2)],
+    ids=["sync-free", "sync-free, 2 micro-batches a rank", "eager, 2 micro-batches a rank"],
+)
+def test_fgm_on_two_ranks_takes_the_whole_batch_step_and_logs_its_loss(
+    demo_root, tmp_path, step, accum
+):
+    """FGM on, the LDAM-DRW phase: two gloo ranks apply the gradient one process applies to the
+    whole batch (FGM's norm over every rank's embedding rows), and log the batch's loss, not
+    rank 0's share. The eager step without FGM skips the earlier micro-batches' all-reduce."""
+    settings = {**GRADIENT_CHECK, "train.fgm": True, "train.fgm_eps": 0.5, "train.step": step,
+                "train.grad_accum": accum, "train.runs_dir": tmp_path}  # fmt: skip
+    path = tmp_path / "config.yaml"
+    path.write_text(dump_config(demo_config(demo_root, **settings)), encoding="utf-8")
+    whole = step_figures(str(path), epoch=1)
+    port, saved = str(free_port()), tmp_path / "ranks.pt"
+    script = Path(__file__).with_name("ddp_gradients.py")
+    ranks = [
+        subprocess.Popen([sys.executable, str(script), str(path), "1", str(saved), str(rank),
+                          port], env={**os.environ, "OMP_NUM_THREADS": "1"})
+        for rank in (0, 1)
+    ]  # fmt: skip
+    assert [rank.wait(timeout=300) for rank in ranks] == [0, 0]
+    both = torch.load(saved)
+    assert_same_gradients(whole["grads"], both["grads"], rtol=1e-6)
+    assert both["loss"] == pytest.approx(whole["loss"], rel=1e-6)
 
 
 def test_start_or_resume_restores_the_state_a_checkpoint_holds(encoded, tmp_path):

@@ -3,12 +3,11 @@ the tests. Both go through the same `AutoTokenizer` / `AutoModel.from_pretrained
 
 from __future__ import annotations
 
-import os
-import shutil
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from comp.errors import CompError
+from comp.io import atomic_folder
 
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 LETTER_FORMS = "أإآؤئءىة"  # what lowercasing or accent stripping folds or loses in Arabic
@@ -96,16 +95,9 @@ def load_masked_lm(name_or_path: str) -> tuple[object, bool]:
 def write_backbone_folder(out_dir: str | Path, write: Callable[[Path], None]) -> Path:
     """Fill a temporary folder beside `out_dir` with `write` and rename it into place only if
     that succeeds: a failed or killed writer never leaves half a backbone at `out_dir`."""
-    out_dir = Path(out_dir)
-    tmp = out_dir.with_name(f".{out_dir.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
+    with atomic_folder(out_dir) as tmp:
         write(tmp)
-        shutil.rmtree(out_dir, ignore_errors=True)
-        os.replace(tmp, out_dir)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return out_dir
+    return Path(out_dir)
 
 
 def backbone_from_config(config_dir: str | Path):

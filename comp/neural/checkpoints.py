@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from comp.io import atomic_path
+from comp.io import atomic_path, full_disk_as
 
 
 def seed_everything(seed: int) -> None:
@@ -49,9 +49,23 @@ def set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+def tensor_bytes(obj) -> int:
+    """The bytes of the tensors in `obj` (nested dicts, lists, tuples): about what saving it
+    writes."""
+    if isinstance(obj, torch.Tensor):
+        return obj.numel() * obj.element_size()
+    if isinstance(obj, dict):
+        return sum(tensor_bytes(v) for v in obj.values())
+    if isinstance(obj, list | tuple):
+        return sum(tensor_bytes(v) for v in obj)
+    return 0
+
+
 def save_torch(obj, path: Path) -> None:
-    with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
+    """torch.save through a Python file (a full disk is then an OSError, DiskFull here, not a
+    C++ RuntimeError), written atomically."""
+    with full_disk_as(path, tensor_bytes(obj)), atomic_path(path) as tmp, open(tmp, "wb") as f:
+        torch.save(obj, f)
 
 
 def load_torch(path: Path, device: torch.device | str = "cpu", mmap: bool = False):

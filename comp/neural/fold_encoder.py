@@ -8,13 +8,12 @@ such a fold."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import torch
 
 from comp.errors import CompError
-from comp.neural.backbone import backbone_from_config, load_tokenizer
+from comp.neural.backbone import backbone_from_config, load_tokenizer, write_backbone_folder
 from comp.neural.checkpoints import UnreadableCheckpoint, read_state
 from comp.neural.files import BACKBONE, BEST_MODEL
 
@@ -23,10 +22,13 @@ ENCODER_PREFIX = "backbone."  # the encoder's weights in a classifier's state di
 
 def save_backbone_files(encoder: torch.nn.Module, tokenizer, folder: Path) -> None:
     """The encoder's config and tokenizer beside the weights: a fold reloads from its folder.
-    Replaces what an earlier attempt left there (the backbone may have changed since)."""
-    shutil.rmtree(folder, ignore_errors=True)
-    encoder.config.save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
+    Written whole or not at all; replaces what an earlier attempt left there."""
+
+    def write(tmp: Path) -> None:
+        encoder.config.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+
+    write_backbone_folder(folder, write)
 
 
 def retrain_command(folder: Path) -> str:

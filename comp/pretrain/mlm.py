@@ -16,6 +16,7 @@ the same weights as an uninterrupted one.
 from __future__ import annotations
 
 import math
+import signal
 import time
 from pathlib import Path
 
@@ -24,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from rich.console import Console
 
+import comp.interrupt as interrupt
 from comp.config import Config
 from comp.errors import CompError
 from comp.events import Events, ShowProgress, Start, Step
@@ -212,6 +214,14 @@ class Pretrainer:
             self._diverged()
         return value
 
+    def _stop_at(self, signum: int) -> None:
+        self.save()
+        raise interrupt.Interrupted(
+            signum,
+            f"pretraining stopped by {signal.Signals(signum).name} at step {self.step}; its "
+            f"checkpoint is saved and the same command resumes from step {self.step}",
+        )
+
     def _diverged(self) -> None:
         kept = self.work / CHECKPOINT
         where = f"its last checkpoint ({kept}) is kept" if kept.is_file() else "no checkpoint"
@@ -252,7 +262,8 @@ class Pretrainer:
         self.start_or_resume()
         self.model.train()
         order: list[list[int]] = []
-        with StepProgress(self.console, "pretrain", cfg.steps, self.step) as progress:
+        progress = StepProgress(self.console, "pretrain", cfg.steps, self.step)
+        with interrupt.at_step_boundaries(), progress:
             self.events.subscribe(ShowProgress(progress))
             while self.step < cfg.steps:
                 tick = time.perf_counter()
@@ -266,6 +277,8 @@ class Pretrainer:
                     self.events.emit(self._step_event(loss))
                 if self.step % cfg.checkpoint_every == 0 and self.step < cfg.steps:
                     self.save()
+                if (signum := interrupt.requested()) is not None and self.step < cfg.steps:
+                    self._stop_at(signum)
         counts = self.counts
         return {
             "steps": self.step,

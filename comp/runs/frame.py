@@ -29,6 +29,7 @@ from comp.errors import CompError
 from comp.events import Events, FoldStopped, Listener
 from comp.extra import add_extra_train, extra_shaping, print_extra_report
 from comp.folds import folds_paths, load_folds
+from comp.interrupt import Interrupted
 from comp.io import (
     UnreadableFile,
     read_json,
@@ -208,6 +209,14 @@ def _fit(run: KindRun, inputs: RunInputs, fold: int, out: Path, listen: Listen) 
         events.subscribe(TensorBoard(out))
     try:
         return run.fit_fold(fold, out, events)
+    except Interrupted as stop:
+        if stop.detailed:  # a loop that saved its checkpoint says so itself
+            raise
+        raise Interrupted(
+            stop.signum,
+            f"fold {fold} of {inputs.config.train.experiment}: {stop} before its end; nothing of "
+            "it was written, and the same command trains it again",
+        ) from None
     except FoldStopped as stopped:
         stopped.fold = fold
         if inputs.writes:

@@ -16,96 +16,15 @@ every command that shares it: a command returns once the study has that many.
 
 from __future__ import annotations
 
-import time
-from contextlib import ExitStack
-
 from rich.console import Console
 
-from comp.config import Config, dump_config
+from comp.config import Config
 from comp.errors import CompError
-from comp.layout import CACHE, CONFIG, tune_dir
-from comp.tune.space import base_params, parse_space
-from comp.tune.study import (
-    ENDED,
-    check_same_study,
-    open_study,
-    reap_dead_trials,
-    sampler,
-    states,
-    study_lock,
-    trial_lock,
-)
-from comp.tune.trial import TunePlan, keep_best_weights, run_trial
+from comp.layout import CONFIG, LAUNCH, tune_dir
+from comp.tune.run import TunePlan, prepare_study, work, worker_command
+from comp.tune.study import open_study
 
-WAIT_S = 5.0  # how often a worker with nothing to start looks at the study again
-
-
-def prepare_study(config: Config, console: Console) -> TunePlan:
-    """The study's folder and config (written by the first command; a later one must bring the
-    same), its space checked, and the study created with the base config as trial 0."""
-    from comp.io import write_text_atomically
-    from comp.kinds import load_config
-
-    folder = tune_dir(config)
-    path = folder / CONFIG
-    if path.is_file():
-        check_same_study(config, load_config([path]))
-    if not path.is_file() or load_config([path]).tune.trials != config.tune.trials:
-        write_text_atomically(path, dump_config(config))
-    dimensions = parse_space(config, path)
-    params = base_params(config, dimensions)
-    outside = [d.key for d in dimensions if not d.holds(params[d.key])]
-    if outside:
-        console.print(f"note: the base config's {', '.join(outside)} lies outside the space; "
-                      "trial 0 tries it anyway")  # fmt: skip
-    open_study(config, params)
-    return TunePlan(config, path, dimensions)
-
-
-def _next_trial(study, config: Config, held: ExitStack):
-    """A new trial (its lock held in `held`), None to wait for others' running trials, or
-    "done" once the study has `tune.trials` ended trials. One process at a time."""
-    with study_lock(config):
-        reap_dead_trials(study, config)
-        counts = states(study)
-        ended = sum(counts[state] for state in ENDED)
-        if ended >= config.tune.trials:
-            return "done"
-        if ended + counts["RUNNING"] >= config.tune.trials:
-            return None
-        trial = study.ask()
-        held.enter_context(trial_lock(config, trial.number))  # before anyone can reap it
-        study.sampler = sampler(config, trial.number)
-        return trial
-
-
-def work(plan: TunePlan, device: str | None, console: Console) -> int:
-    """Run trials of the study until it has `tune.trials` ended ones; returns how many this
-    worker ran."""
-    from comp.runs.frame import fold_fingerprint, load_run_inputs
-
-    config, ran = plan.config, 0
-    study = open_study(config)
-    while True:
-        with ExitStack() as held:
-            trial = _next_trial(study, config, held)
-            if trial == "done":
-                return ran
-            if trial is None:
-                time.sleep(WAIT_S)
-                continue
-            if plan.loaded is None:  # the data, once for every trial of this worker
-                loaded = load_run_inputs(config, fold_fingerprint(config), tune_dir(config) / CACHE)
-                plan = TunePlan(plan.config, plan.config_path, plan.dimensions, loaded)
-            started = time.perf_counter()
-            state = run_trial(plan, study, trial, device, console)
-            ran += 1
-            console.print(
-                f"[bold]trial {trial.number}[/]: {state} after "
-                f"{time.perf_counter() - started:.1f} s"
-            )
-        with study_lock(config):
-            keep_best_weights(study, config)
+__all__ = ["prepare_study", "show_command", "tune_command", "work", "worker_command"]
 
 
 def tune_command(
@@ -113,21 +32,42 @@ def tune_command(
     workers: int,
     gpus: list[str],
     device: str | None,
+    detach: bool,
     console: Console,
 ) -> None:
-    """`comp tune`: prepare the study, run it here or in worker processes, show the results."""
+    """`comp tune`: prepare the study, run it here, in worker processes or in Slurm tasks, and
+    show the results."""
     from comp.tune.results import write_results
 
     if workers < 1:
         raise CompError(f"--workers {workers}: at least 1")
+    if detach and config.launch.executor != "slurm":
+        raise CompError("--detach goes with --executor slurm")
     plan = prepare_study(config, console)
-    if workers == 1 and not gpus:
+    if config.launch.executor == "slurm":
+        workers_on_slurm(plan, workers, device, detach, console)
+        if detach:
+            return
+    elif workers == 1 and not gpus:
         work(plan, device, console)
     else:
         from comp.tune.workers import run_workers
 
         run_workers(plan.config_path, workers, gpus, device, tune_dir(config), console)
     write_results(open_study(config), config, console)
+
+
+def workers_on_slurm(plan: TunePlan, workers: int, device, detach: bool, console) -> None:
+    """`--executor slurm`: one job array, a task per worker, sharing the study's storage."""
+    from comp.runs.launch import run_on_slurm, submit_tasks
+
+    config = plan.config
+    from comp.tune.workers import WorkerTask
+
+    task = WorkerTask(plan.config_path, device, config.launch.slurm.cpus_per_task)
+    specs = [(f"worker {i}", task, "") for i in range(workers)]
+    tasks = submit_tasks(config, tune_dir(config) / LAUNCH, "tune", specs, console)
+    run_on_slurm(f"study {config.tune.study}: workers on Slurm", tasks, detach, console)
 
 
 def show_command(config: Config, console: Console) -> None:
@@ -137,9 +77,3 @@ def show_command(config: Config, console: Console) -> None:
         raise CompError(f"no study '{config.tune.study}' in {tune_dir(config).parent}; run "
                         "`comp tune` first")  # fmt: skip
     write_results(open_study(config), config, console)
-
-
-def worker_command(config: Config, device: str | None, console: Console) -> None:
-    """One worker of `comp tune --workers N`, started with the study's own config file."""
-    path = tune_dir(config) / CONFIG
-    work(TunePlan(config, path, parse_space(config, path)), device, console)

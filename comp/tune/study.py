@@ -54,7 +54,9 @@ def storage(config: Config):
 def sampler(config: Config, number: int = 0):
     from optuna.samplers import TPESampler
 
-    return TPESampler(seed=config.tune.sampler_seed + number)
+    return TPESampler(
+        seed=config.tune.sampler_seed + number, n_startup_trials=config.tune.startup_trials
+    )
 
 
 def pruner(config: Config):

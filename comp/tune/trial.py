@@ -24,6 +24,7 @@ from rich.console import Console
 from comp.config import Config
 from comp.errors import CompError
 from comp.events import Evaluation, Event, FoldStopped
+from comp.interrupt import Interrupted
 from comp.kinds import RunInputs, get_kind, load_config
 from comp.layout import CONFIG, fold_dir, trial_experiment
 from comp.runs.frame import train_folds
@@ -137,8 +138,8 @@ def run_trial(plan: TunePlan, study, trial, device: str | None, console: Console
     except CompError as error:  # a diverging run, a setting the config refuses, ...
         end_trial(study, config, trial.number, TrialState.FAIL, str(error))
         return "FAIL"
-    except KeyboardInterrupt:
-        end_trial(study, config, trial.number, TrialState.FAIL, "interrupted")
+    except (Interrupted, KeyboardInterrupt) as stop:
+        end_trial(study, config, trial.number, TrialState.FAIL, f"interrupted: {stop}")
         raise
     except Exception as error:
         end_trial(study, config, trial.number, TrialState.FAIL, f"unexpected error: {error!r}")

@@ -14,6 +14,21 @@ from rich.console import Console
 
 from comp.errors import CompError
 from comp.layout import WORKERS
+from comp.runs.slurm import SlurmTask
+
+
+class WorkerTask(SlurmTask):
+    """A tuning worker as a Slurm task: `comp tune --worker` with the study's config."""
+
+    def __init__(self, config_path: Path, device: str | None, threads: int) -> None:
+        self.config_path, self.device, self.threads = config_path, device, threads
+
+    def work(self) -> None:
+        from comp.kinds import load_config
+        from comp.progress import make_console
+        from comp.tune.run import worker_command
+
+        worker_command(load_config([self.config_path]), self.device, make_console())
 
 
 def worker_command(config_path: Path, device: str | None) -> list[str]:

@@ -4,6 +4,7 @@ loss, the gradient norm and FGM's norm back to the host every step."""
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import numpy as np
@@ -46,16 +47,19 @@ class EagerStep:
             reduction="sum",
         )
 
-    def _micro_batch(self, rows: np.ndarray, scale: float, epoch: int) -> torch.Tensor:
+    def _micro_batch(self, rows: np.ndarray, scale: float, epoch: int, last: bool) -> torch.Tensor:
         """Forward and backward of one micro-batch (and FGM's second pass); its share of the
-        batch loss, detached."""
+        batch loss, detached. Under torchrun, the earlier micro-batches of a step skip DDP's
+        all-reduce (no_sync) unless FGM needs each one's all-reduced gradient."""
         cfg, fgm, c = self.cfg, self.fgm, self.c
         max_len = c.config.model.max_len
         inputs = collate(c.encoded, rows, c.pad_id, self.device, cfg.pad_multiple, max_len)
         targets = torch.as_tensor(c.labels[rows], device=self.device)
         before = fgm.weight.grad.clone() if fgm and fgm.weight.grad is not None else None
-        loss = scale * self._loss_sum(self._forward(inputs), targets, epoch)
-        loss.backward()
+        skip_sync = self.dist.world > 1 and not last and fgm is None
+        with c.net.no_sync() if skip_sync else contextlib.nullcontext():
+            loss = scale * self._loss_sum(self._forward(inputs), targets, epoch)
+            loss.backward()
         if fgm is not None:
             own = fgm.weight.grad if before is None else fgm.weight.grad - before
             if fgm.attack(cfg.fgm_eps, grad=own):
@@ -78,17 +82,20 @@ class EagerStep:
         micro_size = max(1, -(-len(mine) // cfg.grad_accum))
         for start in range(0, len(mine), micro_size):
             rows = mine[start : start + micro_size]
-            loss += self._micro_batch(rows, world / total, epoch)
+            last = start + micro_size >= len(mine)
+            loss += self._micro_batch(rows, world / total, epoch, last)
         tokens = int(c.encoded.lengths[mine].sum()) * world
         return loss, StepCounts(len(used), tokens)
 
     def _all_finite(self, loss: torch.Tensor, grad_norm: torch.Tensor) -> tuple[float, float, bool]:
         """(the loss, the gradient norm, whether both are finite on every rank): one host read."""
         flags = torch.stack([loss.float(), grad_norm.float()])
-        if self.dist.world > 1:  # every rank must make the same skip decision
+        if self.dist.world > 1:  # every rank makes the same skip decision; the batch's loss
             finite = torch.isfinite(flags).all().float()
             torch_dist.all_reduce(finite, op=torch_dist.ReduceOp.MIN)
-            flags = torch.cat([flags, finite.view(1)])
+            batch_loss = loss.float().clone()
+            torch_dist.all_reduce(batch_loss)  # the ranks' shares add up to world x the loss
+            flags = torch.cat([(batch_loss / self.dist.world).view(1), flags[1:], finite.view(1)])
         values = flags.tolist()
         finite = all(math.isfinite(v) for v in values[:2]) and (len(values) < 3 or values[2] == 1)
         return values[0], values[1], finite

@@ -65,12 +65,16 @@ class RowFGM:
 
     The ids may repeat (a token used twice); each row's squared norm is counted once, and a
     repeated row is written with the same value each time, so the result does not depend on
-    which copy wins."""
+    which copy wins. Under torchrun (`world` > 1) the gradient is DDP's all-reduced one, which is
+    not zero on rows only another rank's ids touch: the norm is then taken over every rank's
+    rows, each once (the row counts and the squared norm are summed across ranks), so every rank
+    steps eps / ||g|| as one process with the whole batch does, still without a host read."""
 
-    def __init__(self, model: nn.Module) -> None:
+    def __init__(self, model: nn.Module, world: int = 1) -> None:
         self.weight: nn.Parameter = model.get_input_embeddings().weight
         self.counts = torch.zeros(self.weight.shape[0], device=self.weight.device)
         self.backup: torch.Tensor | None = None
+        self.world = world
 
     @torch.no_grad()
     def gradient_rows(self, ids: torch.Tensor) -> torch.Tensor:
@@ -85,7 +89,12 @@ class RowFGM:
         returns 1.0 if it moved them, 0.0 if the norm was 0 or not finite (a device tensor)."""
         own = self.gradient_rows(ids) - before
         self.counts.zero_().index_add_(0, ids, torch.ones_like(ids, dtype=self.counts.dtype))
-        norm = ((own * own).sum(dim=1) / self.counts[ids]).sum().sqrt()
+        if self.world > 1:  # every rank's uses of each row
+            torch.distributed.all_reduce(self.counts)
+        squares = ((own * own).sum(dim=1) / self.counts[ids]).sum()
+        if self.world > 1:  # the rows of every rank, each once
+            torch.distributed.all_reduce(squares)
+        norm = squares.sqrt()
         attacked = torch.isfinite(norm) & (norm > 0)
         scale = torch.where(attacked, eps / norm, 0.0)
         self.backup = self.weight[ids].clone()

@@ -20,6 +20,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import time
 import warnings
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ import torch
 import torch.distributed as torch_dist
 from rich.console import Console
 
+import comp.interrupt as interrupt
 from comp.errors import CompError
 from comp.events import Evaluation, Events, FoldStopped, History, ShowProgress, Start, Step
 from comp.kinds import FoldFit, MadeWith, RunInputs
@@ -345,13 +347,16 @@ class FoldTrainer:
         self.model.train()
         order: list[list[int]] = []
         mark = time.perf_counter()
-        with StepProgress(self.console, f"fold {self.fold}", cfg.steps, self.step) as progress:
+        progress = StepProgress(self.console, f"fold {self.fold}", cfg.steps, self.step)
+        with interrupt.at_step_boundaries(), progress:
             self.events.subscribe(ShowProgress(progress))
             while self.step < cfg.steps:
                 epoch, position = divmod(self.step, self.batches_per_epoch)
                 if position == 0 or not order:
                     order = epoch_batches(self.lengths, cfg.batch_size, cfg.seed, self.fold, epoch)
                 self.train_step(self.train_rows[order[position]], epoch)
+                if (signum := self._stop_signal()) is not None:
+                    self._stop_at(signum)
                 if not self._reads_now():
                     continue
                 reading = self.read_progress()  # waits for the device: the time below is real
@@ -363,6 +368,32 @@ class FoldTrainer:
         if not self.dist.main:
             return None
         return self._best_model_fit()
+
+    def _stop_signal(self) -> int | None:
+        """The stop signal to act on after this step: checked every step in one process; under
+        torchrun at the reading steps only, when any rank got one (a collective)."""
+        signum = interrupt.requested()
+        if self.dist.world == 1:
+            return signum
+        if not self._reads_now():
+            return None
+        (anywhere,) = self._any_rank(signum is not None)
+        return (signum or signal.SIGTERM) if anywhere else None
+
+    def _stop_at(self, signum: int) -> None:
+        """Save a checkpoint at the step reached (rank 0) and end the fold with Interrupted."""
+        self.read_progress()  # the device's non-finite counts, into the checkpoint
+        if self.dist.main and self.step > 0:
+            state = self._checkpoint_state()
+            save_checkpoint(state, self.out / CHECKPOINT, self.out / PREVIOUS_CHECKPOINT)
+        self.dist.barrier()
+        name = signal.Signals(signum).name
+        raise interrupt.Interrupted(
+            signum,
+            f"fold {self.fold} of {self.config.train.experiment}: stopped by {name} at step "
+            f"{self.step}; its checkpoint is saved and the same command resumes from step "
+            f"{self.step}",
+        )
 
     def _step_event(self, reading: StepReading) -> Step:
         seconds = max(self.loop_time, 1e-9)

@@ -15,6 +15,7 @@ The device part (`compute`, from `StepBuffers`) has fixed shapes for a given bat
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, fields
 
 import numpy as np
@@ -111,7 +112,7 @@ class SyncFreeStep:
         self.c = context
         self.cfg, self.device, self.dist = context.cfg, context.device, context.dist
         self.params = [p for p in context.model.parameters() if p.requires_grad]
-        self.fgm = RowFGM(context.model) if self.cfg.fgm else None
+        self.fgm = RowFGM(context.model, self.dist.world) if self.cfg.fgm else None
         zero = torch.zeros((), device=self.device)
         self.last_loss, self.streak, self.skipped = zero.clone(), zero.clone(), zero.clone()
         self.grad_norm = zero.clone()
@@ -164,12 +165,14 @@ class SyncFreeStep:
         """Add every micro-batch's gradients (and FGM's second pass) to the gradient buffers;
         returns this rank's share of the batch loss."""
         fgm, total = self.fgm, torch.zeros((), device=self.device)
-        for m in range(buffers.ids.shape[0]):
+        micro_batches = buffers.ids.shape[0]
+        for m in range(micro_batches):
             ids, types, lengths = buffers.ids[m], buffers.types[m], buffers.lengths[m]
             flat = ids.flatten()
             before = fgm.gradient_rows(flat) if fgm is not None else None
-            loss = self._loss(self._forward(ids, types, lengths), buffers.targets[m], buffers)
-            loss.backward()
+            with self._sync(last=m == micro_batches - 1):
+                loss = self._loss(self._forward(ids, types, lengths), buffers.targets[m], buffers)
+                loss.backward()
             total = total + loss.detach()
             if fgm is not None:
                 attacked = fgm.attack(flat, before, self.cfg.fgm_eps)  # 0.0: no second pass
@@ -178,6 +181,13 @@ class SyncFreeStep:
                 (attacked * adversarial).backward()
                 fgm.restore(flat)
         return total
+
+    def _sync(self, last: bool):
+        """DDP's gradient all-reduce for this micro-batch's backward: skipped (no_sync) on the
+        earlier micro-batches of a step, whose gradients the last one's all-reduce carries, but
+        not with FGM, whose attack needs each micro-batch's all-reduced gradient."""
+        skip = self.dist.world > 1 and not last and self.fgm is None
+        return self.c.net.no_sync() if skip else contextlib.nullcontext()
 
     def update(self, total: torch.Tensor) -> None:
         """Clip, then the optimiser step, which fused AdamW skips where `found_inf` is 1 (a
@@ -212,7 +222,12 @@ class SyncFreeStep:
     def read(self) -> StepReading:
         """The last step's loss and gradient norm and the non-finite counts: the step's one host
         read, at the logging cadence."""
-        values = torch.stack([self.last_loss, self.grad_norm, self.streak, self.skipped])
+        loss = self.last_loss
+        if self.dist.world > 1:  # each rank holds its share: the batch's loss is their mean
+            loss = loss.clone()
+            torch_dist.all_reduce(loss)
+            loss = loss / self.dist.world
+        values = torch.stack([loss, self.grad_norm, self.streak, self.skipped])
         loss, grad_norm, streak, skipped = values.tolist()
         return StepReading(loss, grad_norm, int(streak), int(skipped))
 
