@@ -100,6 +100,8 @@ def test_every_fold_is_a_task_of_one_array_and_scores_as_it_does_here(five_folds
     assert all(squeue(t.job_id) == "COMPLETED" for t in tasks)
     tolerance = 0.0 if kind == "tfidf" else 0.005
     np.testing.assert_allclose(val_scores(there), val_scores(here), atol=tolerance)
+    listed = run_comp("jobs", "--config", path)  # every task, finished, with its log
+    assert listed.exit_code == 0 and listed.output.count("finished") == 5, listed.output
 
 
 LONG = {"model.kind": "transformer", "train.steps": 400, "train.eval_every": 100,
