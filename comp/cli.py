@@ -31,25 +31,21 @@ class CompGroup(click.Group):
     line saying what was kept and exit code 130 or 143 (comp.interrupt)."""
 
     def invoke(self, ctx: click.Context):
-        from comp.interrupt import Interrupted, stop_signals, stop_signals_here
+        from comp.failures import describe_failure
+        from comp.interrupt import stop_signals, stop_signals_here
 
         try:
             with stop_signals(stop_signals_here()):
                 return super().invoke(ctx)
-        except CompError as exc:
-            _console(stderr=True).print(f"[bold red]error:[/] {exc}", soft_wrap=True)
-            sys.exit(exc.exit_code)
-        except Exception as exc:  # a full disk in a write outside comp's writers: one line too
-            from comp.io import DiskFull, disk_full
-
-            if not disk_full(exc):
+        except BaseException as exc:  # noqa: BLE001 - re-raised unless it has one line
+            failure = describe_failure(exc)
+            if failure is None:
                 raise
-            path = getattr(exc, "filename", None) or "a file comp was writing"
-            _console(stderr=True).print(f"[bold red]error:[/] {DiskFull(path)}", soft_wrap=True)
-            sys.exit(DiskFull.exit_code)
-        except Interrupted as stop:
-            _console(stderr=True).print(f"[bold yellow]stopped:[/] {stop}", soft_wrap=True)
-            sys.exit(stop.exit_code)
+            colour = "red" if failure.label == "error" else "yellow"
+            _console(stderr=True).print(
+                f"[bold {colour}]{failure.label}:[/] {failure.message}", soft_wrap=True
+            )
+            sys.exit(failure.exit_code)
 
 
 def _gpu_ids(gpus: str | None) -> list[str]:

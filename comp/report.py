@@ -11,9 +11,7 @@ import comp.layout as layout
 from comp.config import Config
 from comp.errors import CompError
 from comp.io import atomic_path, read_json, read_parquet
-from comp.layout import METRICS, OOF, PER_CLASS, fold_dir
-
-LEARNING_CURVES = "learning_curves.png"
+from comp.layout import LEARNING_CURVES, METRICS, OOF, PER_CLASS, fold_dir
 
 
 def _save(fig, path: Path) -> None:

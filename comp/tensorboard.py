@@ -3,9 +3,11 @@ TensorBoard scalars (`events.out.tfevents.*`) into a folder: a fold's, or `comp 
 
 Written with tensorboard's own event-file writer (no torch, no TensorFlow): `train/loss`,
 `train/lr`, `train/grad_norm`, `train/skipped_steps`, `train/samples_per_s`,
-`train/tokens_per_s` at every `Step`, `val/macro_f1` at every `Evaluation`. A run resumed at step
-S starts its file with a session START at S, so TensorBoard drops the steps after S that the
-interrupted run had written (torch's SummaryWriter does the same with `purge_step`).
+`train/tokens_per_s` at every `Step`, `val/macro_f1` at every `Evaluation`. Every run starts its
+file with a session START at the step it starts from (S when resumed at S, else 0), so
+TensorBoard drops the steps at and after S that an earlier run in the folder had written
+(torch's SummaryWriter does the same with `purge_step`). A fold that starts over also loses its
+old event files (`comp.runs.frame.clear_fold`).
 
 `tensorboard` is an optional dependency: `pip install 'comp[tensorboard]'`.
 """
@@ -18,6 +20,7 @@ from pathlib import Path
 from comp.errors import CompError
 from comp.events import Evaluation, Event, Start, Step
 
+EVENT_FILES = "events.out.tfevents.*"
 STEP_SCALARS = ("loss", "lr", "grad_norm", "skipped_steps", "samples_per_s", "tokens_per_s")
 
 
@@ -43,7 +46,7 @@ class TensorBoard:
         self.writer.add_event(EventProto(wall_time=time.time(), step=step, summary=summary))
 
     def __call__(self, event: Event) -> None:
-        if isinstance(event, Start) and event.step > 0:
+        if isinstance(event, Start):
             from tensorboard.compat.proto.event_pb2 import Event as EventProto
             from tensorboard.compat.proto.event_pb2 import SessionLog
 

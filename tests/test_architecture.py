@@ -100,6 +100,7 @@ LAYERS = [
             "comp.events",
             "comp.tensorboard",
             "comp.interrupt",
+            "comp.failures",
         ),
     ),
     ("inputs", ("comp.text", "comp.data", "comp.duplicates", "comp.extra", "comp.folds")),

@@ -53,6 +53,11 @@ def test_tensorboard_files_hold_the_scores_of_metrics_json(demo_root, tmp_path):
     assert scalars(out, "val/macro_f1") == [(s, pytest.approx(v, abs=1e-6)) for s, v in val]
     losses = [(h["step"], h["loss"]) for h in metrics["history"]["loss"]]
     assert scalars(out, "train/loss") == [(s, pytest.approx(v, rel=1e-6)) for s, v in losses]
+    again = run_comp("train", "--config", write_config_file(tmp_path / "c.yaml", config),
+                     "--fold", "0", "--force")  # fmt: skip
+    assert again.exit_code == 0, again.output
+    assert len(list(out.glob("events.out.tfevents.*"))) == 1  # the old run's file went with it
+    assert scalars(out, "val/macro_f1") == [(s, pytest.approx(v, abs=1e-6)) for s, v in val]
 
 
 def test_tensorboard_is_no_part_of_the_fingerprint(demo_root):

@@ -40,26 +40,42 @@ def test_a_signal_raises_at_once_except_where_a_loop_defers_it():
 
 
 def start(args: list[str]) -> subprocess.Popen:
+    """comp in a session of its own, as a terminal starts it (Ctrl-C: SIGINT to its group)."""
     command = [sys.executable, "-m", "comp", *args]
     return subprocess.Popen(command, cwd=ROOT, env=ENV, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)  # fmt: skip
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)  # fmt: skip
 
 
-def signal_when_training(process: subprocess.Popen, signum: int, out: Path) -> tuple[str, str]:
-    """Send `signum` once the fold has trained a few steps; the process's stdout and stderr."""
+def wait_for_training(out: Path) -> None:
     deadline = time.time() + 120
     while time.time() < deadline and not (out / "backbone" / "config.json").is_file():
         time.sleep(0.2)
+
+
+def children_lead_sessions(process: subprocess.Popen) -> bool:
+    """Whether comp's child processes each lead a session of their own: out of reach of the
+    terminal's Ctrl-C, so the one SIGINT they get is the one comp passes on (two could reach
+    one before its handler runs and coalesce, or not: a race no test can pin)."""
+    children = Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()
+    return bool(children) and all(os.getsid(int(pid)) == int(pid) for pid in children)
+
+
+def signal_when_training(
+    process: subprocess.Popen, signum: int, out: Path, group: bool = False
+) -> tuple[str, str]:
+    """Send `signum` once the fold has trained a few steps (to comp's whole process group with
+    `group`, as Ctrl-C in a terminal does); the process's stdout and stderr."""
+    wait_for_training(out)
     time.sleep(2.0)  # some steps in
-    process.send_signal(signum)
+    if group:
+        os.killpg(process.pid, signum)
+    else:
+        process.send_signal(signum)
     return process.communicate(timeout=120)
 
 
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
-def test_a_stopped_fold_says_its_step_and_the_same_command_resumes_there(
-    demo_root, tmp_path, signum
-):
-    name = signal.Signals(signum).name
+def test_a_stopped_fold_says_its_step_and_the_same_command_resumes_there(demo_root, tmp_path):
+    signum, name = signal.SIGINT, "SIGINT"  # SIGTERM: the --gpus test below
     config = demo_config(demo_root, **LONG, **{"train.experiment": f"stopped_{name}"})
     path = write_config_file(tmp_path / "c.yaml", config)
     process = start(["train", "--config", path, "--fold", "0"])
@@ -81,15 +97,23 @@ def test_a_stopped_fold_says_its_step_and_the_same_command_resumes_there(
     assert f"fold 0: resuming from step {match[1]}\n" in lines, lines
 
 
-def test_gpus_stops_every_fold_and_says_where(demo_root, tmp_path):
-    config = demo_config(demo_root, **LONG, **{"train.experiment": "stopped_gpus"})
+@pytest.mark.parametrize(
+    ("signum", "group"),
+    [(signal.SIGTERM, False), (signal.SIGINT, True)],
+    ids=["SIGTERM to comp", "Ctrl-C in a terminal"],
+)
+def test_gpus_stops_every_fold_and_says_where(demo_root, tmp_path, signum, group):
+    name = signal.Signals(signum).name
+    config = demo_config(demo_root, **LONG, **{"train.experiment": f"stopped_gpus_{name}"})
     path = write_config_file(tmp_path / "c.yaml", config)
     process = start(["train", "--config", path, "--gpus", "0,0", "--device", "cpu"])
-    out, err = signal_when_training(process, signal.SIGTERM, fold_dir(config, 1))
-    assert process.returncode == 143, out + err
-    for fold in (0, 1):
-        assert re.search(rf"fold {fold}: stopped: fold {fold} of stopped_gpus: stopped by SIGTERM "
-                         r"at step \d+", out), out  # fmt: skip
+    wait_for_training(fold_dir(config, 1))
+    assert children_lead_sessions(process)
+    out, err = signal_when_training(process, signum, fold_dir(config, 1), group)
+    assert process.returncode == 128 + signum, out + err
+    for fold in (0, 1):  # each fold got the signal once: it saved (a second one would not wait)
+        assert re.search(rf"fold {fold}: stopped: fold {fold} of stopped_gpus_{name}: stopped by "
+                         rf"{name} at step \d+; its checkpoint is saved", out), out  # fmt: skip
     assert "the same command resumes them" in err.strip().splitlines()[-1]
 
 
@@ -119,3 +143,65 @@ def test_ctrl_c_of_a_tuning_worker_marks_its_trial_failed(demo_root, tmp_path):
     assert process.returncode == 130, err
     (trial,) = open_study(config).trials
     assert trial.state.name == "FAIL" and trial_note(config, 0).startswith("interrupted")
+    assert "trial 0 was stopped and marked failed" in err.strip().splitlines()[-1]
+
+
+def test_ctrl_c_of_tune_workers_fails_each_running_trial_once(demo_root, tmp_path):
+    study = {"train.experiment": "tune_workers_base", "tune.study": "workers", "tune.trials": 2}
+    config = demo_config(demo_root, **LONG, **study)
+    config.tune.space = {"train.lr": {"low": 1e-4, "high": 1e-2, "log": True}}
+    path = write_config_file(tmp_path / "c.yaml", config)
+    process = start(["tune", "--config", path, "--workers", "2", "--device", "cpu"])
+    for number in (0, 1):  # both workers train
+        wait_for_training(fold_dir(config, 0, f"workers_t{number:03d}"))
+    assert children_lead_sessions(process)
+    _, err = signal_when_training(process, signal.SIGINT, fold_dir(config, 0, "workers_t001"), True)
+    assert process.returncode == 130, err
+    assert "every worker was stopped" in err.strip().splitlines()[-1]
+    trials = open_study(config).trials
+    assert [t.state.name for t in trials] == ["FAIL", "FAIL"]
+    for number in (0, 1):  # stopped at a step, not by a second signal anywhere
+        note = trial_note(config, number)
+        assert note.startswith("interrupted: ") and "stopped by SIGINT at step" in note, note
+
+
+@pytest.mark.parametrize(
+    "stop_at", [6, 7, 12], ids=["an evaluating step", "a plain step", "the last step"]
+)
+def test_a_fold_stopped_at_any_step_resumes_to_the_uninterrupted_outputs(
+    demo_root, monkeypatch, stop_at
+):
+    import json
+
+    import polars as pl
+    from rich.console import Console
+
+    import comp.interrupt as interrupt
+    from comp.layout import OOF
+    from comp.runs.frame import train_folds
+
+    quiet = Console(quiet=True)
+    settings = {"train.steps": 12, "train.eval_every": 3, "train.checkpoint_every": 4}
+    whole = demo_config(demo_root, **settings, **{"train.experiment": "uncut"})
+    train_folds(whole, [0], "cpu", False, quiet)  # skipped after the first parameter
+    cut = demo_config(demo_root, **settings, **{"train.experiment": f"cut_{stop_at}"})
+    calls = {"n": 0}
+
+    def requested():  # asked once after every step: the signal arrives during step `stop_at`
+        calls["n"] += 1
+        return signal.SIGINT if calls["n"] == stop_at else None
+
+    with monkeypatch.context() as patch:
+        patch.setattr(interrupt, "requested", requested)
+        if stop_at < 12:
+            with pytest.raises(Interrupted, match=f"at step {stop_at}; its checkpoint is saved"):
+                train_folds(cut, [0], "cpu", False, quiet)
+        else:  # the last step: the fold simply ends
+            train_folds(cut, [0], "cpu", False, quiet)
+    train_folds(cut, [0], "cpu", False, quiet)
+    for name in (OOF, "test_logits.parquet"):
+        a = pl.read_parquet(fold_dir(whole, 0) / name)["logits"].to_numpy()
+        b = pl.read_parquet(fold_dir(cut, 0) / name)["logits"].to_numpy()
+        assert (a == b).all(), name
+    a, b = (json.loads((fold_dir(c, 0) / METRICS).read_text()) for c in (whole, cut))
+    assert a["history"] == b["history"] and a["best_step"] == b["best_step"]

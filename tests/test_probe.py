@@ -4,9 +4,11 @@ tests/test_kinds.py runs it through fold, predict and ensemble like every kind).
 from pathlib import Path
 
 import numpy as np
+import polars as pl
 import pytest
 from rich.console import Console
 
+from comp.data import load_tests
 from comp.errors import CompError
 from comp.kinds.probe import (
     ABSENT_SCORE,
@@ -19,7 +21,8 @@ from comp.kinds.probe import (
     probe_logits,
     save_probe,
 )
-from comp.layout import METRICS, fold_dir
+from comp.layout import METRICS, OOF, TEST_LOGITS, fold_dir
+from comp.neural.files import backbone_sha256
 from comp.runs.frame import fold_fingerprint
 from tests.conftest import demo_config, run_comp, write_config_file
 
@@ -40,8 +43,8 @@ def test_the_probe_learns_and_an_absent_class_never_wins(tmp_path):
     logits = probe_logits(probe, x, num_labels=5)
     assert logits.shape == (len(x), 5) and (logits.argmax(1) == y).mean() == 1.0
     assert (logits[:, [2, 4]] == ABSENT_SCORE).all()
-    save_probe(probe, tmp_path / MODEL_FILE, "UBC-NLP/ARBERTv2")  # a hub id: no content hash
-    reloaded = load_probe(tmp_path / MODEL_FILE, "UBC-NLP/ARBERTv2")
+    save_probe(probe, tmp_path / MODEL_FILE, "")  # a hub id: no content hash
+    reloaded = load_probe(tmp_path / MODEL_FILE, "UBC-NLP/ARBERTv2", "")
     assert np.array_equal(probe_logits(reloaded, x, 5), logits)
 
 
@@ -51,11 +54,11 @@ def test_a_fold_fitted_on_another_backbone_folder_is_refused(demo_root, tmp_path
     (backbone / "config.json").write_text("{}")
     x, y = separable()
     path = tmp_path / "fold0" / MODEL_FILE
-    save_probe(fit_probe(x, y, ProbeConfig()), path, str(backbone))
-    load_probe(path, str(backbone))
+    save_probe(fit_probe(x, y, ProbeConfig()), path, backbone_sha256(str(backbone)))
+    load_probe(path, str(backbone), backbone_sha256(str(backbone)))
     (backbone / "config.json").write_text('{"changed": true}')
     with pytest.raises(CompError, match="another version of the backbone folder"):
-        load_probe(path, str(backbone))
+        load_probe(path, str(backbone), backbone_sha256(str(backbone)))
 
 
 def test_vectors_are_embedded_once_and_reused(demo_root, tmp_path):
@@ -64,8 +67,9 @@ def test_vectors_are_embedded_once_and_reused(demo_root, tmp_path):
     questions, answers = ["سؤال عن الأسنان", "سؤال آخر"], ["جواب", "جواب طويل"]
     first = encoder.embed(questions, answers, QUIET)
     assert first.shape == (2, 64) and len(list((tmp_path / "cache").glob("probe-*.npy"))) == 1
-    encoder.encoder = None  # a second call must not need the model
-    assert np.array_equal(encoder.embed(questions, answers, QUIET), first)
+    again = Encoder(config, "cpu", tmp_path / "cache")
+    assert np.array_equal(again.embed(questions, answers, QUIET), first)
+    assert again._encoder is None  # cached rows need no model
 
 
 def test_probe_folds_train_predict_and_mix_from_the_command_line(trained_root, tmp_path):
@@ -75,8 +79,15 @@ def test_probe_folds_train_predict_and_mix_from_the_command_line(trained_root, t
     assert result.exit_code == 0, result.output
     assert "best step" not in result.output  # the probe trains no steps
     assert all((fold_dir(config, k) / METRICS).is_file() for k in (0, 1))
-    logits = predict(fold_dir(config, 0), config, [], "cpu", tmp_path / "cache")
-    assert logits == []
+    oof = pl.read_parquet(fold_dir(config, 0) / OOF)
+    tests = load_tests(config)
+    predicted = predict(fold_dir(config, 0), config, tests, "cpu", tmp_path / "cache")
+    saved = pl.read_parquet(fold_dir(config, 0) / TEST_LOGITS)
+    assert len(predicted) == len(tests) >= 2 and len(oof) > 0
+    for test, logits in zip(tests, predicted, strict=True):  # what training wrote for each set
+        rows = np.stack(saved.filter(pl.col("set") == test.name)["logits"].to_numpy())
+        assert logits.shape == (len(test), config.data.num_labels)
+        assert np.allclose(logits, rows, atol=1e-4)
     mixed = run_comp("ensemble", "--config", path, "two_folds", "probe_t", "--name", "mix")
     assert mixed.exit_code == 0, mixed.output
     assert (Path(config.train.runs_dir) / "ensembles" / "mix" / METRICS).is_file()

@@ -5,7 +5,8 @@ from rich.console import Console
 
 from comp.ensemble import run_ensemble
 from comp.folds import label_names
-from comp.report import LEARNING_CURVES, curves, fold_histories, write_report
+from comp.layout import LEARNING_CURVES
+from comp.report import curves, fold_histories, write_report
 from comp.runs.frame import train_folds
 from tests.conftest import TRAINED, copy_workspace, demo_config, trained_copy_config
 

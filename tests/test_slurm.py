@@ -14,7 +14,15 @@ import polars as pl
 import pytest
 from rich.console import Console
 
-from comp.layout import JOB_RECORD, METRICS, OOF, fold_dir, launch_dir, tune_dir
+from comp.layout import (
+    JOB_RECORD,
+    METRICS,
+    OOF,
+    fold_dir,
+    launch_dir,
+    pretrain_launch_dir,
+    tune_dir,
+)
 from comp.runs.frame import train_folds
 from comp.runs.jobs import recorded_tasks
 from tests.conftest import demo_config, run_comp, write_config_file
@@ -101,7 +109,9 @@ def test_every_fold_is_a_task_of_one_array_and_scores_as_it_does_here(five_folds
     tolerance = 0.0 if kind == "tfidf" else 0.005
     np.testing.assert_allclose(val_scores(there), val_scores(here), atol=tolerance)
     listed = run_comp("jobs", "--config", path)  # every task, finished, with its log
-    assert listed.exit_code == 0 and listed.output.count("finished") == 5, listed.output
+    rows = [line for line in listed.output.splitlines() if f"{kind}_slurm " in line]
+    assert listed.exit_code == 0 and len(rows) == 5, listed.output
+    assert all("finished" in row and "_log.out" in row for row in rows), listed.output
 
 
 LONG = {"model.kind": "transformer", "train.steps": 400, "train.eval_every": 100,
@@ -188,3 +198,8 @@ def test_tuning_workers_and_pretraining_run_as_tasks(five_folds, tmp_path):
     result = run_comp("pretrain", "--config", path, "--executor", "slurm", "--device", "cpu")
     assert result.exit_code == 0, result.output
     assert (out / "pretrain_metrics.json").is_file()
+    result = run_comp("pretrain", "--config", path, "--executor", "slurm", "--device", "cpu")
+    assert result.exit_code == 0 and "pretrained before with these settings" in result.output
+    ((_, task),) = recorded_tasks(pretrain_launch_dir(pretraining) / JOB_RECORD)  # one: the
+    jobs = run_comp("jobs", "--config", path)  # second command submitted nothing
+    assert jobs.exit_code == 0 and task.job_id in jobs.output and workers[1].job_id in jobs.output

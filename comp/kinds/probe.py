@@ -98,10 +98,12 @@ def derived_configs(config: Config) -> list[Config]:
 
 
 class Encoder:
-    """The frozen backbone and its tokenizer, embedding question/answer pairs through a cache."""
+    """The frozen backbone and its tokenizer, embedding question/answer pairs through a cache.
+    The backbone folder is hashed once (`backbone_hash`) and the model loaded only when some
+    rows are not in the cache."""
 
     def __init__(self, config: Config, device_name: str, cache_dir: Path) -> None:
-        from comp.neural.backbone import load_pretrained_backbone, load_tokenizer, tokenizer_options
+        from comp.neural.backbone import load_tokenizer, tokenizer_options
         from comp.neural.distributed import resolve_device
         from comp.neural.inference import Batching
         from comp.neural.token_cache import tokenizer_fingerprint
@@ -110,15 +112,25 @@ class Encoder:
         self.device = resolve_device(device_name)
         model = config.model
         self.tokenizer = load_tokenizer(model.backbone, tokenizer_options(model))
-        self.encoder = load_pretrained_backbone(model.backbone).to(self.device).eval()
+        self._encoder = None
         self.batching = Batching.of(config, self.tokenizer.pad_token_id, self.device)
+        self.backbone_hash = backbone_sha256(model.backbone)
         self.identity = {
             "backbone": model.backbone,
-            "backbone_sha256": backbone_sha256(model.backbone),
+            "backbone_sha256": self.backbone_hash,
             "tokenizer": tokenizer_fingerprint(self.tokenizer),
             **{key: getattr(model, key) for key in EMBEDDING_KEYS[1:]},
             "precision": config.train.precision if self.device.type == "cuda" else "fp32",
         }
+
+    @property
+    def encoder(self):
+        if self._encoder is None:
+            from comp.neural.backbone import load_pretrained_backbone
+
+            backbone = load_pretrained_backbone(self.config.model.backbone)
+            self._encoder = backbone.to(self.device).eval()
+        return self._encoder
 
     def _path(self, questions: list[str], answers: list[str]) -> Path:
         digest = hashlib.sha256(json.dumps(self.identity, sort_keys=True).encode())
@@ -190,17 +202,19 @@ def probe_logits(probe: Probe, x: np.ndarray, num_labels: int) -> np.ndarray:
     return logits
 
 
-def save_probe(probe: Probe, path: Path, backbone: str) -> None:
+def save_probe(probe: Probe, path: Path, backbone_hash: str) -> None:
+    """The probe as plain arrays, with the content hash of the backbone folder it was fitted on
+    ("" for a hub id)."""
     arrays = {name: getattr(probe, name) for name in ("classes", "coef", "intercept", "mean",
                                                      "scale")}  # fmt: skip
-    sha256 = np.frombuffer(backbone_sha256(backbone).encode("ascii"), dtype=np.uint8)
+    sha256 = np.frombuffer(backbone_hash.encode("ascii"), dtype=np.uint8)
     with atomic_path(path) as tmp, open(tmp, "wb") as handle:
         np.savez(handle, format=np.asarray(MODEL_FORMAT), backbone_sha256=sha256, **arrays)
 
 
-def load_probe(path: Path, backbone: str) -> Probe:
+def load_probe(path: Path, backbone: str, backbone_hash: str) -> Probe:
     """The fold's probe, read without pickle; a CompError when it is missing, damaged, or was
-    fitted on another version of the local backbone folder."""
+    fitted on another version of the local backbone folder (its hash now: `backbone_hash`)."""
     retrain = f"comp train --fold {path.parent.name.removeprefix('fold')} --force"
     if not path.is_file():
         raise CompError(f"{path}: not found; train this fold first (`{retrain}`)")
@@ -212,7 +226,7 @@ def load_probe(path: Path, backbone: str) -> Probe:
     fields = [f.name for f in dataclasses.fields(Probe)]
     if int(arrays.get("format", -1)) != MODEL_FORMAT or any(f not in arrays for f in fields):
         raise UnreadableFile(path, f"not a probe model of format {MODEL_FORMAT}", retrain)
-    if arrays["backbone_sha256"].tobytes().decode("ascii") != backbone_sha256(backbone):
+    if arrays["backbone_sha256"].tobytes().decode("ascii") != backbone_hash:
         raise CompError(
             f"{path}: fitted on another version of the backbone folder {backbone}; retrain the "
             f"fold (`{retrain}`)"
@@ -231,7 +245,7 @@ class ProbeRun:
         train = inputs.train
         self.train = encoder.embed(train.questions, train.answers, console)
         self.tests = [encoder.embed(t.questions, t.answers, console) for t in inputs.tests]
-        self.device = str(encoder.device)
+        self.device, self.backbone_hash = str(encoder.device), encoder.backbone_hash
 
     def fit_fold(self, fold: int, out: Path, events: Events) -> FoldFit | None:
         if not self.inputs.writes:
@@ -242,7 +256,7 @@ class ProbeRun:
         probe = fit_probe(self.train[rows], labels[rows], config.probe)
         fit_s = time.perf_counter() - started
         num_labels = config.data.num_labels
-        save_probe(probe, out / MODEL_FILE, config.model.backbone)
+        save_probe(probe, out / MODEL_FILE, self.backbone_hash)
         return FoldFit(
             probe_logits(probe, self.train[val_rows], num_labels),
             [probe_logits(probe, x, num_labels) for x in self.tests],
@@ -261,8 +275,8 @@ def start(inputs: RunInputs, device: str | None, console: Console) -> ProbeRun:
 def predict(
     folder: Path, config: Config, tests: list[TestData], device: str, cache_dir: Path
 ) -> list[np.ndarray]:
-    probe = load_probe(Path(folder) / MODEL_FILE, config.model.backbone)
     encoder = Encoder(config, device, cache_dir)
+    probe = load_probe(Path(folder) / MODEL_FILE, config.model.backbone, encoder.backbone_hash)
     quiet = Console(quiet=True)
     return [
         probe_logits(probe, encoder.embed(t.questions, t.answers, quiet), config.data.num_labels)

@@ -49,7 +49,7 @@ from comp.kinds import (
 from comp.layout import CACHE, METRICS, OOF, STOPPED, TEST_LOGITS, experiment_dir, fold_dir
 from comp.locks import folder_lock
 from comp.runs.outputs import write_config_file, write_fold_outputs
-from comp.tensorboard import TensorBoard
+from comp.tensorboard import EVENT_FILES, TensorBoard
 
 Listen = Callable[[int], Sequence[Listener]]  # the listeners of fold K's training events
 
@@ -132,6 +132,12 @@ def _sha256_if_file(path: Path) -> str:
     return sha256_file(path) if path.is_file() else ""
 
 
+def data_hashes(config: Config) -> tuple[str, str]:
+    """The sha256 of the folds file and of the train file ("" where absent): a finished fold's
+    metrics must name both (`finished_metrics`)."""
+    return _sha256_if_file(folds_paths(config)[0]), _sha256_if_file(Path(config.data.train))
+
+
 def finished_metrics(
     config: Config, fold: int, folds_sha256: str, train_sha256: str, fingerprint: str
 ) -> dict | None:
@@ -146,9 +152,10 @@ def finished_metrics(
 
 
 def clear_fold(folder: Path, kind_files: tuple[str, ...]) -> None:
-    """Remove a fold's outputs and its kind's files (and folders): it starts over from nothing."""
-    for name in (METRICS, STOPPED, OOF, TEST_LOGITS, *kind_files):
-        path = folder / name
+    """Remove a fold's outputs, its TensorBoard events and its kind's files (and folders): it
+    starts over from nothing."""
+    named = [folder / name for name in (METRICS, STOPPED, OOF, TEST_LOGITS, *kind_files)]
+    for path in named + sorted(folder.glob(EVENT_FILES)):
         if path.is_dir():
             shutil.rmtree(path)
         else:
@@ -180,12 +187,11 @@ def _finished_folds(
 ) -> dict[int, FoldResult]:
     """The folds that need no training, reported and touched (newer than the config file, so
     make sees them checked against it)."""
-    folds_sha256 = _sha256_if_file(folds_paths(config)[0])
-    train_sha256 = _sha256_if_file(Path(config.data.train))
+    hashes = data_hashes(config)
     done = {}
     for fold in folds:
         try:
-            saved = finished_metrics(config, fold, folds_sha256, train_sha256, fingerprint)
+            saved = finished_metrics(config, fold, *hashes, fingerprint)
         except UnreadableFile as error:  # a truncated or foreign metrics.json: unfinished
             console.print(f"fold {fold}: {error.path} is unreadable ({error.reason}); retraining")
             continue

@@ -10,7 +10,6 @@ gone (cancelled while pending, or purged after it ended).
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -18,8 +17,8 @@ from pathlib import Path
 from rich.console import Console
 
 from comp.config import Config
-from comp.io import read_json, write_json_atomically
-from comp.layout import ENSEMBLES, JOB_RECORD, TUNE
+from comp.io import UnreadableFile, read_json, write_json_atomically
+from comp.layout import ENSEMBLES, JOB_RECORD, LAUNCH, PRETRAIN, TUNE
 from comp.progress import fitted_table
 from comp.runs.slurm import SQUEUE_PENDING, SQUEUE_RUNNING, task_states
 
@@ -93,10 +92,21 @@ def watch(title: str, tasks: list[Task], console: Console, poll_s: float = POLL_
     return now
 
 
+def _read_record(path: Path) -> dict:
+    # job.json only records submissions: deleting it forgets them, the tasks go on
+    saved = read_json(path, f"rm {path}")
+    if not isinstance(saved.get("submissions"), list):
+        raise UnreadableFile(path, "no list of submissions", f"rm {path}")
+    return saved
+
+
 def record(folder: Path, kind: str, name: str, tasks: list[Task], config_path: Path) -> Path:
     """Add a submission to `folder`/job.json (every submission of that work, newest last)."""
     path = folder / JOB_RECORD
-    saved = read_json(path, "comp train") if path.is_file() else {"submissions": []}
+    saved = {"submissions": []}
+    if path.is_file():
+        recorded_tasks(path)  # a damaged record is named, not extended
+        saved = _read_record(path)
     entry = {"kind": kind, "name": name, "config": str(config_path),
              "tasks": [asdict(t) for t in tasks]}  # fmt: skip
     saved["submissions"].append(entry)
@@ -106,8 +116,13 @@ def record(folder: Path, kind: str, name: str, tasks: list[Task], config_path: P
 
 def recorded_tasks(path: Path) -> list[tuple[str, Task]]:
     """(the submission's name, task) of every task in a job.json, oldest first."""
-    saved = json.loads(path.read_text(encoding="utf-8"))
-    return [(s["name"], Task(**task)) for s in saved["submissions"] for task in s["tasks"]]
+    found = []
+    for i, submission in enumerate(_read_record(path)["submissions"]):
+        try:
+            found += [(str(submission["name"]), Task(**task)) for task in submission["tasks"]]
+        except (KeyError, TypeError) as error:
+            raise UnreadableFile(path, f"submission {i}: {error}", f"rm {path}") from None
+    return found
 
 
 def active_tasks(path: Path) -> list[Task]:
@@ -124,10 +139,10 @@ def job_records(config: Config) -> list[Path]:
     runs = Path(config.train.runs_dir)
     if not runs.is_dir():
         return []
-    found = sorted(runs.glob(f"*/launch/{JOB_RECORD}")) + sorted(
-        runs.glob(f"{TUNE}/*/launch/{JOB_RECORD}")
-    )
-    return [p for p in found if p.parts[-3] != ENSEMBLES]
+    found = [p for p in sorted(runs.glob(f"*/{LAUNCH}/{JOB_RECORD}")) if p.parts[-3] != ENSEMBLES]
+    for reserved in (TUNE, PRETRAIN):  # one folder deeper: runs/tune/<study>/launch
+        found += sorted(runs.glob(f"{reserved}/*/{LAUNCH}/{JOB_RECORD}"))
+    return found
 
 
 def jobs_command(config: Config, console: Console) -> list[tuple[str, Task, str]]:

@@ -22,7 +22,7 @@ from rich.console import Console
 from comp.config import Config
 from comp.errors import CompError
 from comp.interrupt import Interrupted
-from comp.io import read_json
+from comp.io import UnreadableFile, read_json
 from comp.kinds import get_kind
 from comp.layout import (
     CONFIG,
@@ -37,6 +37,7 @@ from comp.layout import (
 from comp.runs.frame import (
     FoldResult,
     clear_fold,
+    data_hashes,
     finished_metrics,
     fold_fingerprint,
     print_results,
@@ -113,7 +114,10 @@ def _start(config_path: Path, fold: int, gpu: str, device: str, force: bool, log
     log = open(log_dir / f"fold{fold}.log", "w", encoding="utf-8")  # noqa: SIM115
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": gpu}
     command = _fold_process(config_path, fold, device, force)
-    return fold, subprocess.Popen(command, env=env, stdout=log, stderr=log), log
+    # its own session: the terminal's Ctrl-C reaches only comp, which passes it on once (a
+    # second SIGINT would stop the fold before it saves)
+    process = subprocess.Popen(command, env=env, stdout=log, stderr=log, start_new_session=True)
+    return fold, process, log
 
 
 def train_on_gpus(
@@ -181,18 +185,16 @@ def train_folds_on_gpus(
 
 def _folds_to_submit(config: Config, folds: list[int], force: bool, running: set[str]) -> list:
     """The folds that need a task: not finished (unless forced), not in a task still active."""
-    from comp.folds import folds_paths
-    from comp.io import sha256_file
-
-    fingerprint = fold_fingerprint(config)
-    folds_file, train = folds_paths(config)[0], Path(config.data.train)
-    folds_sha = sha256_file(folds_file) if folds_file.is_file() else ""
-    train_sha = sha256_file(train) if train.is_file() else ""
+    hashes, fingerprint = data_hashes(config), fold_fingerprint(config)
     todo = []
     for fold in folds:
         if f"fold {fold}" in running:
             continue
-        if force or finished_metrics(config, fold, folds_sha, train_sha, fingerprint) is None:
+        try:
+            done = None if force else finished_metrics(config, fold, *hashes, fingerprint)
+        except UnreadableFile:  # a truncated metrics.json: the fold trains again
+            done = None
+        if done is None:
             todo.append(fold)
     return todo
 
@@ -266,23 +268,34 @@ def run_on_slurm(title: str, tasks: list, detach: bool, console: Console) -> Non
 
 
 def pretrain_on_slurm(config: Config, device: str | None, detach: bool, console: Console):
-    """`comp pretrain --executor slurm`: one task pretraining on a GPU node."""
+    """`comp pretrain --executor slurm`: one task pretraining on a GPU node, unless the folder
+    is pretrained with these settings already or a task of an earlier submission is still on
+    it (then that one is followed)."""
     from comp.neural.files import PRETRAIN_METRICS
-
-    launch = pretrain_launch_dir(config)
-    write_config_file(config, launch)
+    from comp.pretrain.run import finished_pretraining, plan_pretraining
+    from comp.runs.jobs import active_tasks
     from comp.runs.slurm import PretrainTask
 
-    task = PretrainTask(launch / CONFIG, device, config.launch.slurm.cpus_per_task)
-    done = str(Path(config.pretrain.out_dir) / PRETRAIN_METRICS)
-    tasks = submit_tasks(config, launch, "pretrain", [("pretrain", task, done)], console)
-    run_on_slurm(f"pretraining {config.pretrain.out_dir} on Slurm", tasks, detach, console)
+    plan = plan_pretraining(config)
+    if (done := finished_pretraining(plan)) is not None:
+        console.print(f"{plan.out}: pretrained before with these settings ({done['steps']} "
+                      "steps); skipped, remove it to pretrain again")  # fmt: skip
+        return
+    launch = pretrain_launch_dir(config)
+    write_config_file(config, launch)
+    tasks = active_tasks(launch / JOB_RECORD)
+    if tasks:
+        console.print(f"pretraining is on Slurm already (job {tasks[0].job_id}): following it")
+    else:
+        task = PretrainTask(launch / CONFIG, device, config.launch.slurm.cpus_per_task)
+        done_file = str(plan.out / PRETRAIN_METRICS)
+        tasks = submit_tasks(config, launch, "pretrain", [("pretrain", task, done_file)], console)
+    run_on_slurm(f"pretraining {plan.out} on Slurm", tasks, detach, console)
 
 
-def _detached(tasks: list, console: Console) -> list[FoldResult]:
+def _detached(tasks: list, console: Console) -> None:
     ids = " ".join(sorted({t.job_id.split("_")[0] for t in tasks}))
     console.print(f"the tasks run on: follow them with `comp jobs`, cancel them: `scancel {ids}`")
-    return []
 
 
 def _wait(title: str, tasks: list, console: Console) -> None:

@@ -1,6 +1,6 @@
 """`--executor slurm`: comp's work as one Slurm job array through submitit, a task per fold (or per
-tuning worker, or one for pretraining), each task running the same `comp` command a user would
-type on one machine: folds keep their locks, fingerprints, skipping and resuming.
+tuning worker, or one for pretraining), each task calling in its Python the library function the
+command calls on one machine: folds keep their locks, fingerprints, skipping and resuming.
 
 - A task (`SlurmTask`: `FoldTask`, `PretrainTask`; comp.tune's worker) does in the task's
   Python what the command does on one machine. Its stop signals are comp's (`comp.interrupt`):
@@ -32,8 +32,8 @@ SQUEUE_RUNNING = {"RUNNING", "COMPLETING", "SIGNALING", "STAGE_OUT", "STOPPED"}
 
 class SlurmTask:
     """A picklable task submitit runs in a Slurm task's Python: `work()` with comp's stop
-    signals (SIGUSR2 handed on to submitit), a CompError as one line on stderr and its exit
-    code, like the command line would."""
+    signals (SIGUSR2 handed on to submitit), a failure the user can act on (comp.failures) as
+    one line on stderr and its exit code, like the command line."""
 
     threads = 1
 
@@ -41,6 +41,7 @@ class SlurmTask:
         raise NotImplementedError
 
     def __call__(self) -> int:
+        from comp.failures import describe_failure
         from comp.interrupt import Interrupted, stop_signals, stop_signals_here
 
         os.environ.setdefault("OMP_NUM_THREADS", str(self.threads))  # before torch is imported
@@ -49,14 +50,15 @@ class SlurmTask:
         try:
             with stop_signals(stop_signals_here()):
                 self.work()
-        except Interrupted as stop:
-            print(f"stopped: {stop}", file=sys.stderr, flush=True)
-            if stop.signum == signal.SIGUSR2 and callable(submitit_usr2):
+        except BaseException as error:  # noqa: BLE001 - re-raised unless it has one line
+            failure = describe_failure(error)
+            if failure is None:
+                raise
+            print(f"{failure.label}: {failure.message}", file=sys.stderr, flush=True)
+            usr2 = isinstance(error, Interrupted) and error.signum == signal.SIGUSR2
+            if usr2 and callable(submitit_usr2):
                 submitit_usr2(signal.SIGUSR2, None)  # checkpoint(), requeue, exit
-            raise SystemExit(stop.exit_code) from None
-        except CompError as error:
-            print(f"error: {error}", file=sys.stderr, flush=True)
-            raise SystemExit(error.exit_code) from None
+            raise SystemExit(failure.exit_code) from None
         return 0
 
     def checkpoint(self, *args, **kwargs):

@@ -12,11 +12,9 @@ from comp.config import Config
 from comp.errors import CompError
 from comp.io import write_text_atomically
 from comp.kinds import load_config
-from comp.layout import CONFIG, fold_dir, trial_experiment, tune_dir
+from comp.layout import CONFIG, CONFIRMED_CSV, fold_dir, trial_experiment, tune_dir
 from comp.runs.frame import train_folds
 from comp.tune.study import open_study
-
-CONFIRMED_CSV = "confirmed.csv"
 
 
 def chosen_trials(study, config: Config, best: int) -> list:

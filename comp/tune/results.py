@@ -15,7 +15,16 @@ from rich.console import Console
 from comp.config import Config, dump_config, short_keys
 from comp.io import atomic_path, write_text_atomically
 from comp.kinds import load_config
-from comp.layout import BEST_CONFIG, CONFIG, TRIALS_CSV, fold_dir, trial_experiment, tune_dir
+from comp.layout import (
+    BEST_CONFIG,
+    CONFIG,
+    TRIALS_CSV,
+    TUNE_HISTORY,
+    TUNE_IMPORTANCES,
+    fold_dir,
+    trial_experiment,
+    tune_dir,
+)
 from comp.progress import fitted_table
 from comp.tune.study import trial_note
 
@@ -145,16 +154,9 @@ def plot_importances(study, path: Path) -> str | None:
     return None
 
 
-def best_config(study, config: Config) -> Config | None:
-    """The best complete trial's resolved config, renamed experiment and ensemble
-    `<study>_best`; None before any trial completes."""
-    from optuna.trial import TrialState
-
-    done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    if not done:
-        return None
-    best = max(done, key=lambda t: t.value if config.tune.direction == "maximize" else -t.value)
-    experiment = trial_experiment(config.tune.study, best.number)
+def best_config(config: Config, number: int) -> Config:
+    """Trial `number`'s resolved config, renamed experiment and ensemble `<study>_best`."""
+    experiment = trial_experiment(config.tune.study, number)
     saved = load_config([fold_dir(config, config.tune.folds[0], experiment) / CONFIG])
     saved.train.experiment = saved.ensemble.name = f"{config.tune.study}_best"
     return saved
@@ -166,12 +168,12 @@ def write_results(study, config: Config, console: Console) -> list[dict]:
     rows = trial_rows(study, config)
     print_trials(rows, config, console)
     write_trials_csv(rows, config, folder / TRIALS_CSV)
-    plot_history(rows, config, folder / "history.png")
-    why_not = plot_importances(study, folder / "importances.png")
+    plot_history(rows, config, folder / TUNE_HISTORY)
+    why_not = plot_importances(study, folder / TUNE_IMPORTANCES)
     if why_not:
-        console.print(f"no importances.png yet: {why_not}")
-    best = best_config(study, config)
-    if best is not None:
+        console.print(f"no {TUNE_IMPORTANCES} yet: {why_not}")
+    if rows and rows[0]["state"] == "COMPLETE":  # the best trial: rows are best first
+        best = best_config(config, rows[0]["number"])
         params = {k: v for k, v in rows[0].items() if k in config.tune.space}
         header = (
             f"# The best trial of study {config.tune.study}: trial {rows[0]['number']}, mean "
@@ -182,6 +184,7 @@ def write_results(study, config: Config, console: Console) -> list[dict]:
         write_text_atomically(folder / BEST_CONFIG, header + dump_config(best))
         console.print(f"best trial {rows[0]['number']}: wrote {folder / BEST_CONFIG}")
     console.print(
-        f"wrote {folder / TRIALS_CSV}, history.png" + ("" if why_not else ", importances.png")
+        f"wrote {folder / TRIALS_CSV}, {TUNE_HISTORY}"
+        + ("" if why_not else f", {TUNE_IMPORTANCES}")
     )
     return rows

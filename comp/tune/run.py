@@ -15,6 +15,7 @@ from comp.tune.space import base_params, parse_space
 from comp.tune.study import (
     ENDED,
     check_same_study,
+    mark_host,
     open_study,
     reap_dead_trials,
     sampler,
@@ -62,6 +63,7 @@ def _next_trial(study, config: Config, held: ExitStack):
             return None
         trial = study.ask()
         held.enter_context(trial_lock(config, trial.number))  # before anyone can reap it
+        mark_host(trial)
         study.sampler = sampler(config, trial.number)
         return trial
 

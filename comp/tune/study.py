@@ -6,8 +6,10 @@ its sampler and pruner, and the trials a dead worker left running.
   study's folder and loaded ever after: two processes creating it at once would race.
 - A worker holds `trials/<number>.lock` while its trial runs. The kernel releases it when the
   worker dies, however it dies, so a RUNNING trial whose lock is free belongs to a dead worker:
-  the next worker or command that looks marks it FAIL and the study goes on (Optuna's heartbeat
-  works only with RDB storages).
+  the next worker that asks for a trial marks it FAIL and the study goes on (Optuna's heartbeat
+  works only with RDB storages). A trial is judged only where its lock can be seen: its lock
+  file is here (a shared folder), or it was started on this host. Another machine's trial
+  (an RDB storage, separate folders) is left to that machine.
 - Each trial's parameters are drawn by a TPE sampler seeded with `tune.sampler_seed` plus the
   trial's number: the same study history gives the same trial whichever worker runs it, and two
   workers starting together never draw the same parameters.
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,11 +28,11 @@ from pathlib import Path
 from comp.config import Config
 from comp.errors import CompError
 from comp.io import write_json_atomically
-from comp.layout import JOURNAL, TRIAL_LOCKS, tune_dir
+from comp.layout import JOURNAL, STUDY_LOCK, TRIAL_LOCKS, tune_dir
 from comp.locks import file_lock, lock_is_held, waiting_lock
 
-STUDY_LOCK = ".study.lock"  # held while the study is created, and while a trial is asked for
 ENDED = ("COMPLETE", "PRUNED", "FAIL")
+HOST_ATTR = "host"
 
 
 def quiet_optuna() -> None:
@@ -125,14 +128,25 @@ def states(study) -> dict[str, int]:
     return counts
 
 
+def mark_host(trial) -> None:
+    """Record the host running `trial`: only it can tell a missing lock file from a lock on
+    another machine."""
+    trial.set_user_attr(HOST_ATTR, socket.gethostname())
+
+
+def _judged_here(config: Config, trial) -> bool:
+    lock = trial_lock_path(config, trial.number)
+    return lock.is_file() or trial.user_attrs.get(HOST_ATTR) == socket.gethostname()
+
+
 def reap_dead_trials(study, config: Config) -> list[int]:
-    """Mark FAIL every RUNNING trial whose worker is gone (its trial lock is free). Only trials
-    started on this machine's filesystem can be judged; call it holding the study lock."""
+    """Mark FAIL every RUNNING trial whose worker is gone (its trial lock is free), among the
+    trials this machine can judge; call it holding the study lock."""
     from optuna.trial import TrialState
 
     reaped = []
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        if not lock_is_held(trial_lock_path(config, trial.number)):
+        if _judged_here(config, trial) and not lock_is_held(trial_lock_path(config, trial.number)):
             end_trial(study, config, trial.number, TrialState.FAIL, "its worker is gone")
             reaped.append(trial.number)
     return reaped
@@ -153,16 +167,30 @@ def trial_note(config: Config, number: int) -> str:
         return ""
 
 
-def check_same_study(config: Config, saved: Config) -> None:
-    """A second command on a study must bring the same base config and space (the trial count
-    may grow: that extends the study)."""
-    from comp.config import dump_config
+# May differ between the commands on one study: the trial count (a larger one extends the
+# study) and where the work runs (a Slurm submission, a worker on another machine).
+FREE_KEYS = ("tune.trials", "launch.")
 
-    mine, theirs = (
-        dump_config(c).replace(f"trials: {c.tune.trials}\n", "") for c in (config, saved)
-    )
-    if mine != theirs:
+
+def _settings(config: Config) -> dict:
+    from comp.config import config_to_dict
+
+    flat: dict = {}
+    for section, values in config_to_dict(config).items():
+        for key, value in values.items() if isinstance(values, dict) else ():
+            flat[f"{section}.{key}"] = value
+    return {k: v for k, v in flat.items() if not k.startswith(FREE_KEYS)}
+
+
+def check_same_study(config: Config, saved: Config) -> None:
+    """A second command on a study must bring the same base config and space, but for
+    FREE_KEYS; the error names the first key that differs."""
+    mine, theirs = _settings(config), _settings(saved)
+    differ = [key for key in {**theirs, **mine} if mine.get(key) != theirs.get(key)]
+    if differ:
+        key = differ[0]
         raise CompError(
-            f"study '{config.tune.study}' was started with another config or space "
-            f"({tune_dir(config) / 'config.yaml'}); pick another tune.study, or use that config"
+            f"study '{config.tune.study}' was started with {key} = {theirs.get(key)!r}, this "
+            f"command has {mine.get(key)!r} ({tune_dir(config) / 'config.yaml'}); pick another "
+            "tune.study, or use that config"
         )

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import shutil
+import signal
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,27 +54,29 @@ def evaluations_per_fold(config: Config) -> int:
 
 
 class Reporter:
-    """Reports a trial's validation scores to Optuna and asks its pruner whether to go on."""
+    """Reports a trial's validation scores to Optuna and asks its pruner whether to go on; never
+    after the trial's last evaluation (a trial that trained all its folds completes)."""
 
     def __init__(self, study, trial, config: Config) -> None:
         self.study, self.trial, self.config = study, trial, config
         self.per_fold = evaluations_per_fold(config)
+        self.last_position = len(config.tune.folds) - 1
         self.seen: dict[int, int] = {}  # evaluations reported, by the fold's position
 
-    def may_prune(self) -> bool:
-        from optuna.trial import TrialState
-
-        complete = self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-        return len(complete) >= self.config.tune.pruner_startup_trials
+    def _ask(self, kind: str, where: str, value: float) -> str | None:
+        if self.trial.should_prune():
+            return f"pruned by the {kind} pruner {where} (val macro-F1 {value:.4f})"
+        return None
 
     def _step(self, position: int, value: float, where: str) -> str | None:
-        """Report `value` as the position's next evaluation; a reason to stop, or None."""
+        """Report `value` as the position's next evaluation; a reason to stop, or None (the
+        median pruner waits for its own n_startup_trials complete trials)."""
         e = min(self.seen.get(position, 0), self.per_fold - 1)
         self.seen[position] = e + 1
         self.trial.report(value, position * self.per_fold + e)
-        if self.may_prune() and self.trial.should_prune():
-            return f"pruned by the median pruner {where} (val macro-F1 {value:.4f})"
-        return None
+        if position == self.last_position and e == self.per_fold - 1:
+            return None  # the trial's last evaluation: it is complete
+        return self._ask("median", where, value)
 
     def listen(self, position: int):
         """The listeners of the fold at `position` of tune.folds."""
@@ -93,10 +96,15 @@ class Reporter:
         if pruner == "median" and not self.seen.get(position):
             self.seen[position] = self.per_fold - 1  # its one score is the fold's last
             return self._step(position, score, f"after fold {fold}")
-        if pruner == "wilcoxon":
+        if pruner == "wilcoxon" and position < self.last_position:
+            from optuna.trial import TrialState
+
             self.trial.report(score, fold)
-            if self.may_prune() and self.trial.should_prune():
-                return f"pruned by the wilcoxon pruner after fold {fold} (macro-F1 {score:.4f})"
+            done = self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+            if len(done) >= self.config.tune.pruner_startup_trials:  # wilcoxon has no such key
+                return self._ask("wilcoxon", f"after fold {fold}", score)
+        elif pruner == "wilcoxon":
+            self.trial.report(score, fold)
         return None
 
 
@@ -140,7 +148,10 @@ def run_trial(plan: TunePlan, study, trial, device: str | None, console: Console
         return "FAIL"
     except (Interrupted, KeyboardInterrupt) as stop:
         end_trial(study, config, trial.number, TrialState.FAIL, f"interrupted: {stop}")
-        raise
+        signum = getattr(stop, "signum", signal.SIGINT)
+        raise Interrupted(signum, f"trial {trial.number} was stopped and marked failed (a "
+                          "trial does not resume); the same `comp tune` command goes on with "
+                          "new trials") from None  # fmt: skip
     except Exception as error:
         end_trial(study, config, trial.number, TrialState.FAIL, f"unexpected error: {error!r}")
         raise

@@ -13,6 +13,7 @@ from pathlib import Path
 from rich.console import Console
 
 from comp.errors import CompError
+from comp.interrupt import Interrupted
 from comp.layout import WORKERS
 from comp.runs.slurm import SlurmTask
 
@@ -31,7 +32,7 @@ class WorkerTask(SlurmTask):
         worker_command(load_config([self.config_path]), self.device, make_console())
 
 
-def worker_command(config_path: Path, device: str | None) -> list[str]:
+def worker_argv(config_path: Path, device: str | None) -> list[str]:
     command = [sys.executable, "-m", "comp.cli", "tune", "--config", str(config_path), "--worker"]
     return command + (["--device", device] if device else [])
 
@@ -45,7 +46,9 @@ def run_workers(
     console: Console,
 ) -> None:
     """Start the workers, wait for all of them; a CompError naming the logs of those that
-    failed. Ctrl-C reaches them too (one process group): each marks its trial failed."""
+    failed. A stop signal is passed on to each worker once (they run in their own sessions, out
+    of reach of the terminal's Ctrl-C, whose second signal would not let them mark their trial
+    failed): each marks its running trial failed."""
     logs = folder / WORKERS
     logs.mkdir(parents=True, exist_ok=True)
     running = []
@@ -55,8 +58,9 @@ def run_workers(
             env["CUDA_VISIBLE_DEVICES"] = gpus[i % len(gpus)]
         log_path = logs / f"worker{i}.log"
         log = open(log_path, "w", encoding="utf-8")  # noqa: SIM115 (closed when it ends)
-        command = worker_command(config_path, device or ("cuda" if gpus else None))
-        process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+        argv = worker_argv(config_path, device or ("cuda" if gpus else None))
+        process = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                   start_new_session=True)  # fmt: skip
         running.append((i, process, log, log_path))
         where = f" on GPU {env['CUDA_VISIBLE_DEVICES']}" if gpus else ""
         console.print(f"worker {i}: started{where} (log {log_path})")
@@ -64,6 +68,12 @@ def run_workers(
     try:
         while any(process.poll() is None for _, process, _, _ in running):
             time.sleep(0.5)
+    except Interrupted as stop:
+        for _, process, _, _ in running:
+            if process.poll() is None:
+                process.send_signal(stop.signum)
+        raise Interrupted(stop.signum, "every worker was stopped, its running trial marked "
+                          "failed; the same command goes on with new trials") from None  # fmt: skip
     finally:
         for i, process, log, log_path in running:
             code = process.wait()

@@ -355,15 +355,15 @@ class FoldTrainer:
                 if position == 0 or not order:
                     order = epoch_batches(self.lengths, cfg.batch_size, cfg.seed, self.fold, epoch)
                 self.train_step(self.train_rows[order[position]], epoch)
-                if (signum := self._stop_signal()) is not None:
+                if self._reads_now():
+                    reading = self.read_progress()  # waits for the device: the time is real
+                    self.loop_time += time.perf_counter() - mark
+                    self.events.emit(self._step_event(reading))
+                    self.evaluate_and_checkpoint(epoch)
+                    mark = time.perf_counter()  # evaluating and saving are not training time
+                # after the step's evaluation: a resumed run starts exactly where this one ends
+                if (signum := self._stop_signal()) is not None and self.step < cfg.steps:
                     self._stop_at(signum)
-                if not self._reads_now():
-                    continue
-                reading = self.read_progress()  # waits for the device: the time below is real
-                self.loop_time += time.perf_counter() - mark
-                self.events.emit(self._step_event(reading))
-                self.evaluate_and_checkpoint(epoch)
-                mark = time.perf_counter()  # evaluating and saving are not training time
         self.dist.barrier()
         if not self.dist.main:
             return None
