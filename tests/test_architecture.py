@@ -172,6 +172,21 @@ def test_no_function_is_longer_than_100_lines():
     assert not long, long
 
 
+def test_the_core_config_holds_no_kinds_section():
+    """A kind owns its section: comp/config.py defines none of their dataclasses or fields."""
+    from dataclasses import fields
+
+    from comp.config import Config
+    from comp.kinds import config_sections
+
+    sections = config_sections()
+    core = ast.parse((ROOT / "comp" / "config.py").read_text(encoding="utf-8"))
+    classes = {node.name for node in ast.walk(core) if isinstance(node, ast.ClassDef)}
+    assert {s.name for s in sections} >= {"tfidf", "knn", "probe"}
+    assert not {s.name for s in sections} & {f.name for f in fields(Config)}
+    assert not {s.type.__name__ for s in sections} & classes
+
+
 def imports_torch(code: str) -> bool:
     probe = f"import sys\n{code}\nprint('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT)
@@ -181,7 +196,8 @@ def imports_torch(code: str) -> bool:
 
 def test_the_tfidf_kind_and_the_frame_do_not_import_torch():
     assert not imports_torch(
-        "import comp.kinds.tfidf, comp.runs.frame, comp.ensemble, comp.audit, comp.folds"
+        "import comp.config, comp.kinds.tfidf, comp.runs.frame, comp.ensemble, comp.audit, "
+        "comp.folds"
     )
     assert not imports_torch(
         "from comp.kinds import default_config\n"
