@@ -65,6 +65,8 @@ def executor_options(command):
     def wrapper(*args, config, executor, detach, **kwargs):
         if executor:
             config.launch.executor = executor
+        if detach and config.launch.executor != "slurm":
+            raise CompError("--detach goes with --executor slurm")
         return command(*args, config=config, detach=detach, **kwargs)
 
     return wrapper
@@ -207,8 +209,6 @@ def pretrain(config, device: str | None, force: bool, detach: bool) -> None:
         if force:
             raise CompError("--force goes with --executor local: remove pretrain.out_dir instead")
         pretrain_on_slurm(config, device, detach, _console())
-    elif detach:
-        raise CompError("--detach goes with --executor slurm")
     else:
         run_pretraining(config, device, force, _console())
 

@@ -79,7 +79,7 @@ class FoldStopped(CompError):
     """A listener asked a fold to stop early (e.g. a pruned tuning trial). Not a failure: the fold
     frame records it in the fold's stopped.json, and the fold counts as unfinished."""
 
-    def __init__(self, reason: str, step: int, val_macro_f1: float | None, fold: int = -1) -> None:
+    def __init__(self, reason: str, step: int, val_macro_f1: float | None, fold: int) -> None:
         super().__init__(f"fold {fold} stopped at step {step}: {reason}")
         self.reason, self.step, self.val_macro_f1, self.fold = reason, step, val_macro_f1, fold
 
@@ -120,11 +120,6 @@ class History:
 
     def as_dict(self) -> dict:
         return {"loss": list(self.loss), "val": list(self.val)}
-
-
-def evaluations(history: dict | list) -> list[dict]:
-    """The evaluation entries of a metrics.json history, in either format."""
-    return History(history).val
 
 
 class ShowProgress:

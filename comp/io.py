@@ -64,9 +64,7 @@ def full_disk_as(path: str | Path, needed: int | None = None) -> Iterator[None]:
     """Turn a full disk while writing `path` into DiskFull."""
     try:
         yield
-    except DiskFull as full:
-        if needed and not full.needed:  # an inner writer knew the path, this one the size
-            raise DiskFull(full.path, needed) from None
+    except DiskFull:
         raise
     except Exception as error:
         if disk_full(error):
@@ -92,18 +90,28 @@ def remove_stale_temp_files(folder: Path) -> list[Path]:
 
 
 @contextmanager
-def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path beside `path`; rename it onto `path` only if the block succeeds."""
+def atomic_path(path: str | Path, needed: int | None = None) -> Iterator[Path]:
+    """Yield a temporary path beside `path`; rename it onto `path` only if the block succeeds.
+    A full disk is DiskFull, saying `needed` bytes were to be written when it is given."""
     path = Path(path)
-    with full_disk_as(path):
+    with full_disk_as(path, needed):
         path.parent.mkdir(parents=True, exist_ok=True)
     tmp = _temp_name(path)
     try:
-        with full_disk_as(path):
+        with full_disk_as(path, needed):
             yield tmp
             os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def save_figure(fig, path: Path, dpi: int = 120) -> None:
+    """A matplotlib figure as a PNG at `path`, written whole or not at all, then closed."""
+    import matplotlib.pyplot as plt
+
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=dpi, bbox_inches="tight")
+    plt.close(fig)
 
 
 @contextmanager

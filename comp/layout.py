@@ -70,8 +70,9 @@ def pretrain_launch_dir(config: Config) -> Path:
     return Path(config.train.runs_dir) / PRETRAIN / Path(config.pretrain.out_dir).name / LAUNCH
 
 
-def launch_log(config: Config, fold: int) -> Path:
-    return launch_dir(config) / f"fold{fold}.log"
+def fold_log(launch: Path, fold: int) -> Path:
+    """The log of fold `fold`'s process under `--gpus`, in the launch folder `launch`."""
+    return launch / f"fold{fold}.log"
 
 
 def ensemble_dir(config: Config, name: str | None = None) -> Path:

@@ -10,16 +10,8 @@ import polars as pl
 import comp.layout as layout
 from comp.config import Config
 from comp.errors import CompError
-from comp.io import atomic_path, read_json, read_parquet
+from comp.io import read_json, read_parquet, save_figure
 from comp.layout import LEARNING_CURVES, METRICS, OOF, PER_CLASS, fold_dir
-
-
-def _save(fig, path: Path) -> None:
-    import matplotlib.pyplot as plt
-
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
-    plt.close(fig)
 
 
 def plot_f1_vs_count(per_class: pl.DataFrame, path: Path) -> None:
@@ -56,7 +48,7 @@ def plot_f1_vs_count(per_class: pl.DataFrame, path: Path) -> None:
             arrowprops={"arrowstyle": "-", "lw": 0.5, "alpha": 0.5},
         )
     ax.grid(alpha=0.3)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def plot_confusion(oof: pl.DataFrame, names: list[str], path: Path, top: int = 12) -> None:
@@ -94,7 +86,7 @@ def plot_confusion(oof: pl.DataFrame, names: list[str], path: Path, top: int = 1
     ax.set_ylabel("true (share of the true class's OOF rows)")
     ax.set_title(f"Confusion among the {len(chosen)} most confused classes")
     fig.colorbar(image, ax=ax, fraction=0.04)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def plot_fold_scores(metrics: dict, path: Path) -> None:
@@ -120,7 +112,7 @@ def plot_fold_scores(metrics: dict, path: Path) -> None:
         ax.text(xi, value, f"{value:.3f}", ha="center", va="bottom", fontsize=7)
     for xi, value in zip(x + 0.2, adjusted, strict=True):
         ax.text(xi, value, f"{value:.3f}", ha="center", va="bottom", fontsize=7)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def curves(history: dict | list) -> tuple[list, list]:
@@ -166,7 +158,7 @@ def plot_learning_curves(histories: dict[str, dict[int, tuple]], path: Path) -> 
             ax.grid(alpha=0.3)
             ax.legend(fontsize=7)
     fig.tight_layout()
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def _read_per_class(path: Path) -> pl.DataFrame:

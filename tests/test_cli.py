@@ -329,3 +329,9 @@ def test_audit_command_reports_and_exits_0(tmp_path):
     conflicts = pl.read_csv(folder / "conflicts.csv")
     assert conflicts["row"].to_list() == [3, 12] and conflicts["label"].to_list() == [0, 1]
     assert (folder / "config.yaml").is_file() and (folder / "duplicates_per_class.png").is_file()
+
+
+@pytest.mark.parametrize("command", ["train", "pretrain", "tune"])
+def test_detach_without_slurm_is_refused_before_any_work(command):
+    result = run_comp(command, "--config", ROOT / "configs" / "demo.yaml", "--detach")
+    assert result.exit_code == 2 and "--detach goes with --executor slurm" in result.output

@@ -3,6 +3,7 @@ given), and their records."""
 
 import errno
 import time
+from pathlib import Path
 
 import pytest
 
@@ -81,6 +82,7 @@ def quiet_threads(monkeypatch) -> None:
 
 class _Failing(SlurmTask):
     def __init__(self, error: BaseException) -> None:
+        super().__init__(Path("unused.yaml"), None, 1)
         self.error = error
 
     def work(self) -> None:

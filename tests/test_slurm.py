@@ -3,6 +3,7 @@ of a task per fold, requeue and cancel mid-fold, a failing task, tuning workers 
 tasks. Run with `make test-slurm`; `make test` leaves them out."""
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -203,3 +204,16 @@ def test_tuning_workers_and_pretraining_run_as_tasks(five_folds, tmp_path):
     ((_, task),) = recorded_tasks(pretrain_launch_dir(pretraining) / JOB_RECORD)  # one: the
     jobs = run_comp("jobs", "--config", path)  # second command submitted nothing
     assert jobs.exit_code == 0 and task.job_id in jobs.output and workers[1].job_id in jobs.output
+
+
+def test_a_controller_that_does_not_answer_is_an_error_not_ended_tasks(tmp_path, monkeypatch):
+    from comp.errors import CompError
+    from comp.runs.slurm import task_states
+
+    assert task_states(["999999_0"]) == {}  # a job squeue does not know: absent, no error
+    config = Path(os.environ.get("SLURM_CONF", "/etc/slurm/slurm.conf")).read_text()
+    unreachable = tmp_path / "slurm.conf"  # the same cluster, its controller on a closed port
+    unreachable.write_text(config + "\nSlurmctldPort=6899\n")
+    monkeypatch.setenv("SLURM_CONF", str(unreachable))
+    with pytest.raises(CompError, match=r"squeue did not answer \(.*contact slurm controller"):
+        task_states(["5_0", "5_1"])

@@ -3,7 +3,6 @@ ends a fold cleanly, failed trials, `keep`, best.yaml, and `--confirm` on unseen
 
 import copy
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -16,9 +15,10 @@ from rich.console import Console
 from comp.config import ConfigError
 from comp.kinds import load_config
 from comp.layout import BEST_CONFIG, CONFIG, METRICS, STOPPED, TRIALS_CSV, fold_dir, tune_dir
+from comp.locks import lock_is_held
 from comp.tune import prepare_study, work
 from comp.tune.space import parse_space
-from comp.tune.study import check_same_study, open_study, states, trial_note
+from comp.tune.study import check_same_study, open_study, states, trial_lock_path, trial_note
 from tests.conftest import demo_config, one_line, run_comp, write_config_file
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -263,4 +263,4 @@ def test_a_killed_worker_leaves_no_trial_running(demo_root, tmp_path):
     trials = ended_trials(config)
     assert trials[0] == (0, "FAIL") and "its worker is gone" in trial_note(config, 0)
     assert len(trials) == 2 and states(open_study(config))["RUNNING"] == 0
-    assert os.path.isdir(tune_dir(config))
+    assert not lock_is_held(trial_lock_path(config, 0))  # the dead worker's lock went with it

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from comp.io import atomic_path, full_disk_as
+from comp.io import atomic_path
 
 
 def seed_everything(seed: int) -> None:
@@ -64,7 +64,7 @@ def tensor_bytes(obj) -> int:
 def save_torch(obj, path: Path) -> None:
     """torch.save through a Python file (a full disk is then an OSError, DiskFull here, not a
     C++ RuntimeError), written atomically."""
-    with full_disk_as(path, tensor_bytes(obj)), atomic_path(path) as tmp, open(tmp, "wb") as f:
+    with atomic_path(path, tensor_bytes(obj)) as tmp, open(tmp, "wb") as f:
         torch.save(obj, f)
 
 

@@ -55,12 +55,19 @@ def load_fold_encoder(folder: Path, device: torch.device) -> tuple[torch.nn.Modu
         for name, tensor in state.items()
         if name.startswith(ENCODER_PREFIX)
     }
+    load_fold_weights(
+        encoder, weights, folder, f"its encoder weights do not fit {folder / BACKBONE}"
+    )
+    return encoder.to(device).eval(), load_tokenizer(str(folder / BACKBONE))
+
+
+def load_fold_weights(module: torch.nn.Module, state: dict, folder: Path, misfit: str) -> None:
+    """`state` into `module`; weights of other shapes or names end in one line naming the fold's
+    best model, `misfit` (what does not fit what) and the command that retrains the fold."""
     try:
-        encoder.load_state_dict(weights)
-    except RuntimeError as error:  # other shapes or names: not this backbone's weights
+        module.load_state_dict(state)
+    except RuntimeError as error:
         first = str(error).strip().splitlines()[0]
         raise CompError(
-            f"{folder / BEST_MODEL}: its encoder weights do not fit {folder / BACKBONE} "
-            f"({first}); retrain: `{retrain_command(folder)}`"
+            f"{folder / BEST_MODEL}: {misfit} ({first}); retrain: `{retrain_command(folder)}`"
         ) from None
-    return encoder.to(device).eval(), load_tokenizer(str(folder / BACKBONE))

@@ -155,11 +155,21 @@ def clear_fold(folder: Path, kind_files: tuple[str, ...]) -> None:
     """Remove a fold's outputs, its TensorBoard events and its kind's files (and folders): it
     starts over from nothing."""
     named = [folder / name for name in (METRICS, STOPPED, OOF, TEST_LOGITS, *kind_files)]
-    for path in named + sorted(folder.glob(EVENT_FILES)):
+    remove_paths(named + sorted(folder.glob(EVENT_FILES)))
+
+
+def remove_paths(paths: list[Path]) -> list[Path]:
+    """Remove each file or folder of `paths` that exists; those that did."""
+    removed = []
+    for path in paths:
         if path.is_dir():
             shutil.rmtree(path)
+        elif path.exists() or path.is_symlink():
+            path.unlink()
         else:
-            path.unlink(missing_ok=True)
+            continue
+        removed.append(path)
+    return removed
 
 
 def load_run_inputs(config: Config, fingerprint: str, cache_dir: Path | None = None) -> RunInputs:
@@ -224,7 +234,6 @@ def _fit(run: KindRun, inputs: RunInputs, fold: int, out: Path, listen: Listen) 
             "it was written, and the same command trains it again",
         ) from None
     except FoldStopped as stopped:
-        stopped.fold = fold
         if inputs.writes:
             write_json_atomically(out / STOPPED, stopped.record())
         raise

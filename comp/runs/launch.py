@@ -30,10 +30,11 @@ from comp.layout import (
     METRICS,
     SLURM_LOGS,
     fold_dir,
+    fold_log,
     launch_dir,
-    launch_log,
     pretrain_launch_dir,
 )
+from comp.locks import folder_lock
 from comp.runs.frame import (
     FoldResult,
     clear_fold,
@@ -58,17 +59,9 @@ def launch_train(
     """`comp train`: the folds in this process, one process per GPU, or a Slurm job array."""
     if config.launch.executor == "slurm":
         return train_folds_on_slurm(config, folds, device, force, detach, console)
-    if detach:
-        raise CompError("--detach goes with --executor slurm")
     if gpus:
         return train_folds_on_gpus(config, folds, gpus, device, force, console)
     return train_folds(config, folds, device, force, console)
-
-
-def fold_command(config_path: Path, fold: int, device: str | None, force: bool) -> list[str]:
-    """The `comp` arguments that train one fold on this machine, from a resolved config."""
-    args = ["train", "--config", str(config_path), "--fold", str(fold), "--executor", "local"]
-    return args + (["--device", device] if device else []) + (["--force"] if force else [])
 
 
 def _results(config: Config, folds: list[int], console: Console) -> list[FoldResult]:
@@ -107,11 +100,14 @@ def _stop(running: dict, signum: int, console: Console) -> None:
 
 
 def _fold_process(config_path: Path, fold: int, device: str, force: bool) -> list[str]:
-    return [sys.executable, "-m", "comp.cli", *fold_command(config_path, fold, device, force)]
+    """The command that trains one fold on this machine, from a resolved config."""
+    args = ["train", "--config", str(config_path), "--fold", str(fold), "--executor", "local"]
+    args += ["--device", device] + (["--force"] if force else [])
+    return [sys.executable, "-m", "comp.cli", *args]
 
 
 def _start(config_path: Path, fold: int, gpu: str, device: str, force: bool, log_dir: Path):
-    log = open(log_dir / f"fold{fold}.log", "w", encoding="utf-8")  # noqa: SIM115
+    log = open(fold_log(log_dir, fold), "w", encoding="utf-8")  # noqa: SIM115
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": gpu}
     command = _fold_process(config_path, fold, device, force)
     # its own session: the terminal's Ctrl-C reaches only comp, which passes it on once (a
@@ -175,7 +171,7 @@ def train_folds_on_gpus(
     codes = train_on_gpus(launch / CONFIG, folds, gpus, device or "cuda", force, launch, console)
     failed = sorted(f for f, code in codes.items() if code != 0)
     if failed:
-        raise CompError(f"folds {failed} failed; see {launch_log(config, failed[0])}")
+        raise CompError(f"folds {failed} failed; see {fold_log(launch, failed[0])}")
     return _results(config, folds, console)
 
 
@@ -216,8 +212,9 @@ def train_folds_on_slurm(
     active = active_tasks(launch / JOB_RECORD)
     todo = _folds_to_submit(config, folds, force, {t.label for t in active})
     if force:  # cleared here, once: a task that is requeued must resume, not start over
-        for fold in todo:
-            clear_fold(fold_dir(config, fold), get_kind(config.model.kind).FOLD_FILES)
+        for fold in todo:  # never under a process training it here (BusyError)
+            with folder_lock(fold_dir(config, fold), f"fold {fold} of {config.train.experiment}"):
+                clear_fold(fold_dir(config, fold), get_kind(config.model.kind).FOLD_FILES)
     from comp.runs.slurm import FoldTask
 
     threads = config.launch.slurm.cpus_per_task
@@ -227,7 +224,8 @@ def train_folds_on_slurm(
         for fold in todo
     ]  # fmt: skip
     tasks = submit_tasks(config, launch, "train", specs, console) if specs else []
-    waiting = [t for t in active if int(t.label.split()[1]) in folds] + tasks
+    wanted = {f"fold {fold}" for fold in folds}
+    waiting = [t for t in active if t.label in wanted] + tasks
     if waiting:
         run_on_slurm(f"{config.train.experiment}: folds on Slurm", waiting, detach, console)
     return [] if detach and waiting else _results(config, folds, console)

@@ -35,9 +35,17 @@ class SlurmTask:
     signals (SIGUSR2 handed on to submitit), a failure the user can act on (comp.failures) as
     one line on stderr and its exit code, like the command line."""
 
-    threads = 1
+    def __init__(self, config_path: Path, device: str | None, threads: int) -> None:
+        self.config_path, self.device, self.threads = config_path, device, threads
 
     def work(self) -> None:
+        """`run` with the resolved config saved at submission."""
+        from comp.kinds import load_config
+        from comp.progress import make_console
+
+        self.run(load_config([self.config_path]), make_console())
+
+    def run(self, config: Config, console) -> None:
         raise NotImplementedError
 
     def __call__(self) -> int:
@@ -72,29 +80,22 @@ class FoldTask(SlurmTask):
     """`comp train --fold K` with the resolved config at `config_path`."""
 
     def __init__(self, config_path: Path, fold: int, device: str | None, threads: int) -> None:
-        self.config_path, self.fold, self.device, self.threads = config_path, fold, device, threads
+        super().__init__(config_path, device, threads)
+        self.fold = fold
 
-    def work(self) -> None:
-        from comp.kinds import load_config
-        from comp.progress import make_console
+    def run(self, config: Config, console) -> None:
         from comp.runs.frame import train_folds
 
-        config = load_config([self.config_path])
-        train_folds(config, [self.fold], self.device, False, make_console())
+        train_folds(config, [self.fold], self.device, False, console)
 
 
 class PretrainTask(SlurmTask):
     """`comp pretrain` with the resolved config at `config_path`."""
 
-    def __init__(self, config_path: Path, device: str | None, threads: int) -> None:
-        self.config_path, self.device, self.threads = config_path, device, threads
-
-    def work(self) -> None:
-        from comp.kinds import load_config
+    def run(self, config: Config, console) -> None:
         from comp.pretrain.run import pretrain
-        from comp.progress import make_console
 
-        pretrain(load_config([self.config_path]), self.device, False, make_console())
+        pretrain(config, self.device, False, console)
 
 
 def slurm_available() -> bool:
@@ -157,13 +158,16 @@ def task_states(job_ids: list[str]) -> dict[str, str]:
     if not arrays:
         return {}
     command = ["squeue", "-h", "-r", "-t", "all", "-o", "%i|%T", "-j", ",".join(arrays)]
-    out = subprocess.run(command, capture_output=True, text=True)  # exit 1: none is known
+    out = subprocess.run(command, capture_output=True, text=True)
+    if out.returncode != 0 and "Invalid job id" not in out.stderr:  # that: none is known
+        errors = out.stderr.strip().splitlines()
+        raise CompError(
+            f"squeue did not answer ({errors[-1] if errors else f'exit {out.returncode}'}); "
+            f"the tasks may still run (`squeue -j {','.join(arrays)}`): run the same command "
+            "again once squeue answers"
+        )
     states = {}
     for line in out.stdout.splitlines():
         job_id, _, state = line.strip().partition("|")
         states[job_id] = state.split()[0] if state else "UNKNOWN"
     return {job_id: states[job_id] for job_id in job_ids if job_id in states}
-
-
-def cancel(job_ids: list[str]) -> None:
-    subprocess.run(["scancel", *job_ids], capture_output=True)

@@ -20,9 +20,9 @@ from rich.console import Console
 
 from comp.config import Config
 from comp.errors import CompError
-from comp.layout import CONFIG, LAUNCH, tune_dir
+from comp.layout import LAUNCH, tune_dir
 from comp.tune.run import TunePlan, prepare_study, work, worker_command
-from comp.tune.study import open_study
+from comp.tune.study import existing_study, open_study
 
 __all__ = ["prepare_study", "show_command", "tune_command", "work", "worker_command"]
 
@@ -41,8 +41,6 @@ def tune_command(
 
     if workers < 1:
         raise CompError(f"--workers {workers}: at least 1")
-    if detach and config.launch.executor != "slurm":
-        raise CompError("--detach goes with --executor slurm")
     plan = prepare_study(config, console)
     if config.launch.executor == "slurm":
         workers_on_slurm(plan, workers, device, detach, console)
@@ -73,7 +71,4 @@ def workers_on_slurm(plan: TunePlan, workers: int, device, detach: bool, console
 def show_command(config: Config, console: Console) -> None:
     from comp.tune.results import write_results
 
-    if not (tune_dir(config) / CONFIG).is_file():
-        raise CompError(f"no study '{config.tune.study}' in {tune_dir(config).parent}; run "
-                        "`comp tune` first")  # fmt: skip
-    write_results(open_study(config), config, console)
+    write_results(existing_study(config), config, console)

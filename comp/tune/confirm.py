@@ -14,16 +14,12 @@ from comp.io import write_text_atomically
 from comp.kinds import load_config
 from comp.layout import CONFIG, CONFIRMED_CSV, fold_dir, trial_experiment, tune_dir
 from comp.runs.frame import train_folds
-from comp.tune.study import open_study
+from comp.tune.study import complete_best_first, existing_study
 
 
 def chosen_trials(study, config: Config, best: int) -> list:
     """The best `best` complete trials, then trial 0 (the base) if it is not among them."""
-    from optuna.trial import TrialState
-
-    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    complete.sort(key=lambda t: t.value, reverse=config.tune.direction == "maximize")
-    chosen = complete[:best]
+    chosen = complete_best_first(study, config)[:best]
     base = [t for t in study.get_trials(deepcopy=False) if t.number == 0]
     if base and all(t.number != 0 for t in chosen):
         chosen.append(base[0])
@@ -36,7 +32,7 @@ def confirm_command(config: Config, best: int, device: str | None, console: Cons
     unseen = [f for f in range(config.folds.k) if f not in config.tune.folds]
     if not unseen:
         raise CompError("tune.folds holds every fold: no fold is left unseen to confirm on")
-    study = open_study(config)
+    study = existing_study(config)
     rows = []
     for trial in chosen_trials(study, config, best):
         experiment = trial_experiment(config.tune.study, trial.number)

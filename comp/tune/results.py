@@ -13,7 +13,7 @@ import yaml
 from rich.console import Console
 
 from comp.config import Config, dump_config, short_keys
-from comp.io import atomic_path, write_text_atomically
+from comp.io import save_figure, write_text_atomically
 from comp.kinds import load_config
 from comp.layout import (
     BEST_CONFIG,
@@ -32,7 +32,7 @@ STATE_ORDER = {"COMPLETE": 0, "PRUNED": 1, "FAIL": 2, "RUNNING": 3, "WAITING": 4
 
 
 def trial_rows(study, config: Config) -> list[dict]:
-    """A row per trial: number, state, value, each parameter, wall_s, experiment, note; the
+    """A row per trial: number, state, value, each parameter, wall_s, note; the
     complete trials best first, then the pruned, failed and running ones by number."""
     rows = []
     for t in study.get_trials(deepcopy=False):
@@ -46,7 +46,6 @@ def trial_rows(study, config: Config) -> list[dict]:
                 "value": t.value,
                 **{key: t.params.get(key) for key in config.tune.space},
                 "wall_s": wall,
-                "experiment": trial_experiment(config.tune.study, t.number),
                 "note": trial_note(config, t.number),
             }
         )
@@ -122,9 +121,7 @@ def plot_history(rows: list[dict], config: Config, path: Path) -> None:
     ax.set_title(f"study {config.tune.study}")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
+    save_figure(fig, path, dpi=110)
 
 
 def plot_importances(study, path: Path) -> str | None:
@@ -148,9 +145,7 @@ def plot_importances(study, path: Path) -> str | None:
     ax.barh(names, [importances[n] for n in names])
     ax.set_xlabel("importance (fANOVA, share of the objective's variance)")
     ax.set_title("parameter importances")
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
+    save_figure(fig, path, dpi=110)
     return None
 
 

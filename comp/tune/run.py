@@ -36,9 +36,10 @@ def prepare_study(config: Config, console: Console) -> TunePlan:
 
     folder = tune_dir(config)
     path = folder / CONFIG
-    if path.is_file():
-        check_same_study(config, load_config([path]))
-    if not path.is_file() or load_config([path]).tune.trials != config.tune.trials:
+    saved = load_config([path]) if path.is_file() else None
+    if saved is not None:
+        check_same_study(config, saved)
+    if saved is None or saved.tune.trials != config.tune.trials:
         write_text_atomically(path, dump_config(config))
     dimensions = parse_space(config, path)
     params = base_params(config, dimensions)

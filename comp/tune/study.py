@@ -28,7 +28,7 @@ from pathlib import Path
 from comp.config import Config
 from comp.errors import CompError
 from comp.io import write_json_atomically
-from comp.layout import JOURNAL, STUDY_LOCK, TRIAL_LOCKS, tune_dir
+from comp.layout import CONFIG, JOURNAL, STUDY_LOCK, TRIAL_LOCKS, tune_dir
 from comp.locks import file_lock, lock_is_held, waiting_lock
 
 ENDED = ("COMPLETE", "PRUNED", "FAIL")
@@ -85,6 +85,22 @@ def study_lock(config: Config) -> Iterator[None]:
         yield
 
 
+def complete_best_first(study, config: Config) -> list:
+    """The study's complete trials, the best first (by tune.direction)."""
+    from optuna.trial import TrialState
+
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    return sorted(complete, key=lambda t: t.value, reverse=config.tune.direction == "maximize")
+
+
+def existing_study(config: Config):
+    """The study of tune.study, which a `comp tune` command must have started."""
+    if not (tune_dir(config) / CONFIG).is_file():
+        raise CompError(f"no study '{config.tune.study}' in {tune_dir(config).parent}; run "
+                        "`comp tune` first")  # fmt: skip
+    return open_study(config)
+
+
 def open_study(config: Config, first_params: dict | None = None):
     """The study of tune.study, loaded, or created (with `first_params` enqueued as trial 0)
     when it does not exist yet."""
@@ -109,7 +125,7 @@ def open_study(config: Config, first_params: dict | None = None):
         if first_params is not None:
             with warnings.catch_warnings():  # a base value outside a range is still tried
                 warnings.simplefilter("ignore")
-                study.enqueue_trial(first_params, user_attrs={"base": True})
+                study.enqueue_trial(first_params)
         return study
 
 
@@ -191,6 +207,6 @@ def check_same_study(config: Config, saved: Config) -> None:
         key = differ[0]
         raise CompError(
             f"study '{config.tune.study}' was started with {key} = {theirs.get(key)!r}, this "
-            f"command has {mine.get(key)!r} ({tune_dir(config) / 'config.yaml'}); pick another "
+            f"command has {mine.get(key)!r} ({tune_dir(config) / CONFIG}); pick another "
             "tune.study, or use that config"
         )

@@ -13,7 +13,6 @@ value per finished fold, the fold's number as the step.
 from __future__ import annotations
 
 import math
-import shutil
 import signal
 import warnings
 from dataclasses import dataclass
@@ -28,9 +27,9 @@ from comp.events import Evaluation, Event, FoldStopped
 from comp.interrupt import Interrupted
 from comp.kinds import RunInputs, get_kind, load_config
 from comp.layout import CONFIG, fold_dir, trial_experiment
-from comp.runs.frame import train_folds
+from comp.runs.frame import remove_paths, train_folds
 from comp.tune.space import Dimension, override
-from comp.tune.study import end_trial
+from comp.tune.study import complete_best_first, end_trial
 
 
 @dataclass(frozen=True)
@@ -45,7 +44,9 @@ class TunePlan:
 
 
 class Pruned(Exception):
-    pass
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 def evaluations_per_fold(config: Config) -> int:
@@ -96,15 +97,15 @@ class Reporter:
         if pruner == "median" and not self.seen.get(position):
             self.seen[position] = self.per_fold - 1  # its one score is the fold's last
             return self._step(position, score, f"after fold {fold}")
-        if pruner == "wilcoxon" and position < self.last_position:
-            from optuna.trial import TrialState
+        if pruner != "wilcoxon":
+            return None
+        from optuna.trial import TrialState
 
-            self.trial.report(score, fold)
-            done = self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-            if len(done) >= self.config.tune.pruner_startup_trials:  # wilcoxon has no such key
-                return self._ask("wilcoxon", f"after fold {fold}", score)
-        elif pruner == "wilcoxon":
-            self.trial.report(score, fold)
+        self.trial.report(score, fold)
+        done = self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        # not after the trial's last fold (it is complete); wilcoxon has no startup key of its own
+        if position < self.last_position and len(done) >= self.config.tune.pruner_startup_trials:
+            return self._ask("wilcoxon", f"after fold {fold}", score)
         return None
 
 
@@ -133,15 +134,13 @@ def run_trial(plan: TunePlan, study, trial, device: str | None, console: Console
 
     config = plan.config
     experiment = trial_experiment(config.tune.study, trial.number)
-    trial.set_user_attr("experiment", experiment)
     with warnings.catch_warnings():  # an enqueued value outside a range is tried as it is
         warnings.simplefilter("ignore", UserWarning)
         params = {dim.key: dim.suggest(trial) for dim in plan.dimensions}
     try:
         value = _train(plan, study, trial, trial_config(plan, params, experiment), device, console)
     except (FoldStopped, Pruned) as stopped:
-        note = stopped.reason if isinstance(stopped, FoldStopped) else str(stopped)
-        end_trial(study, config, trial.number, TrialState.PRUNED, note)
+        end_trial(study, config, trial.number, TrialState.PRUNED, stopped.reason)
         return "PRUNED"
     except CompError as error:  # a diverging run, a setting the config refuses, ...
         end_trial(study, config, trial.number, TrialState.FAIL, str(error))
@@ -181,17 +180,8 @@ def drop_weights(config: Config, experiment: str) -> list[Path]:
     for fold in range(config.folds.k):
         folder = fold_dir(config, fold, experiment)
         kind = _kind_of(folder)
-        if kind is None:
-            continue
-        for name in get_kind(kind).FOLD_FILES:
-            path = folder / name
-            if path.is_dir():
-                shutil.rmtree(path)
-            elif path.is_file():
-                path.unlink()
-            else:
-                continue
-            removed.append(path)
+        if kind is not None:
+            removed += remove_paths([folder / name for name in get_kind(kind).FOLD_FILES])
     return removed
 
 
@@ -204,9 +194,7 @@ def keep_best_weights(study, config: Config) -> list[Path]:
         return []
     ended = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED,
                                                      TrialState.FAIL))  # fmt: skip
-    complete = [t for t in ended if t.state == TrialState.COMPLETE]
-    complete.sort(key=lambda t: t.value, reverse=config.tune.direction == "maximize")
-    kept = {t.number for t in complete[: config.tune.keep]}
+    kept = {t.number for t in complete_best_first(study, config)[: config.tune.keep]}
     removed = []
     for trial in ended:
         if trial.number not in kept:

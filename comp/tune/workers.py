@@ -12,6 +12,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from comp.config import Config
 from comp.errors import CompError
 from comp.interrupt import Interrupted
 from comp.layout import WORKERS
@@ -21,15 +22,10 @@ from comp.runs.slurm import SlurmTask
 class WorkerTask(SlurmTask):
     """A tuning worker as a Slurm task: `comp tune --worker` with the study's config."""
 
-    def __init__(self, config_path: Path, device: str | None, threads: int) -> None:
-        self.config_path, self.device, self.threads = config_path, device, threads
-
-    def work(self) -> None:
-        from comp.kinds import load_config
-        from comp.progress import make_console
+    def run(self, config: Config, console) -> None:
         from comp.tune.run import worker_command
 
-        worker_command(load_config([self.config_path]), self.device, make_console())
+        worker_command(config, self.device, console)
 
 
 def worker_argv(config_path: Path, device: str | None) -> list[str]:

@@ -9,12 +9,11 @@ import torch
 
 from comp.config import Config
 from comp.data import TestData
-from comp.errors import CompError
 from comp.kinds.transformer.model import Classifier, build_classifier
 from comp.neural.backbone import load_tokenizer
 from comp.neural.distributed import resolve_device
-from comp.neural.files import BACKBONE, BEST_MODEL
-from comp.neural.fold_encoder import read_best_model, retrain_command
+from comp.neural.files import BACKBONE
+from comp.neural.fold_encoder import load_fold_weights, read_best_model
 from comp.neural.inference import Batching, predict_logits
 from comp.neural.token_cache import encode_cached
 
@@ -26,14 +25,7 @@ def load_fold_model(
     (`fold_config`: the resolved config saved there)."""
     state = read_best_model(folder, device)
     model = build_classifier(fold_config, pretrained=False, backbone_dir=str(folder / BACKBONE))
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as error:  # other shapes or names: not this classifier's weights
-        first = str(error).strip().splitlines()[0]
-        raise CompError(
-            f"{folder / BEST_MODEL}: not this fold's classifier ({first}); retrain: "
-            f"`{retrain_command(folder)}`"
-        ) from None
+    load_fold_weights(model, state, folder, "not this fold's classifier")
     return model.to(device), load_tokenizer(str(folder / BACKBONE))
 
 
