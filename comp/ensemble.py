@@ -32,6 +32,7 @@ from comp.layout import (
     TEST_LOGITS,
     ensemble_dir,
     fold_dir,
+    retrain_command,
 )
 from comp.metrics import class_counts, macro_f1_from_counts
 from comp.runs.outputs import read_logits_parquet
@@ -78,9 +79,9 @@ def _read_fold(
     out = fold_dir(config, k, experiment)
     # the fold's own resolved config retrains it as it was (a kNN experiment as kNN); --force,
     # since a fold whose metrics.json reads back counts as finished
-    rebuild = f"comp train --fold {k} --force --config {out / CONFIG}"
+    rebuild = retrain_command(out)
     if not (out / METRICS).is_file() and (out / STOPPED).is_file():
-        stopped = read_json(out / STOPPED, f"comp train --fold {k} --force")
+        stopped = read_json(out / STOPPED, rebuild)
         raise EnsembleError(
             f"{out}: fold {k} of experiment '{experiment}' was stopped early at step "
             f"{stopped.get('step')} ({stopped.get('reason')}); it has no outputs. Train it to the "

@@ -203,6 +203,21 @@ def read_json(path: str | Path, rebuild: str) -> dict:
     return value
 
 
+def read_npz(path: str | Path, rebuild: str) -> dict:
+    """Every array of an .npz file comp wrote, read without pickle (an object array is
+    refused); UnreadableFile, naming `rebuild`, for a file that is not such."""
+    import zipfile
+
+    import numpy as np
+
+    try:
+        with np.load(path, allow_pickle=False) as saved:
+            return {name: saved[name] for name in saved.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UnreadableFile(Path(path), reason, rebuild) from None
+
+
 def read_parquet(path: str | Path, rebuild: str, columns: list[str] | None = None):
     """A parquet file written by comp (a polars DataFrame), with at least `columns`."""
     import polars as pl

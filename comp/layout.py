@@ -70,6 +70,13 @@ def pretrain_launch_dir(config: Config) -> Path:
     return Path(config.train.runs_dir) / PRETRAIN / Path(config.pretrain.out_dir).name / LAUNCH
 
 
+def retrain_command(folder: Path) -> str:
+    """The command that trains the fold in `folder` again as it was: its own resolved config (a
+    probe or kNN experiment as such), and --force (a fold whose metrics read back is finished)."""
+    fold = folder.name.removeprefix("fold")
+    return f"comp train --fold {fold} --force --config {folder / CONFIG}"
+
+
 def fold_log(launch: Path, fold: int) -> Path:
     """The log of fold `fold`'s process under `--gpus`, in the launch folder `launch`."""
     return launch / f"fold{fold}.log"

@@ -11,7 +11,7 @@ import comp.layout as layout
 from comp.config import Config
 from comp.errors import CompError
 from comp.io import read_json, read_parquet, save_figure
-from comp.layout import LEARNING_CURVES, METRICS, OOF, PER_CLASS, fold_dir
+from comp.layout import LEARNING_CURVES, METRICS, OOF, PER_CLASS, fold_dir, retrain_command
 
 
 def plot_f1_vs_count(per_class: pl.DataFrame, path: Path) -> None:
@@ -131,8 +131,8 @@ def fold_histories(config: Config, experiments: list[str]) -> dict[str, dict[int
     found: dict[str, dict[int, tuple]] = {}
     for experiment in experiments:
         for fold in range(config.folds.k):
-            path = fold_dir(config, fold, experiment) / METRICS
-            metrics = read_json(path, f"comp train --fold {fold} --force")
+            folder = fold_dir(config, fold, experiment)
+            metrics = read_json(folder / METRICS, retrain_command(folder))
             losses, val = curves(metrics.get("history") or {})
             if losses or val:
                 found.setdefault(experiment, {})[fold] = (losses, val)

@@ -5,6 +5,7 @@ import json
 
 import numpy as np
 import polars as pl
+import pytest
 import yaml
 from rich.console import Console
 
@@ -144,3 +145,18 @@ def test_knn_pooling_head_reads_what_the_base_folds_head_reads(trained_root, tra
         assert fit.extra["pooling"] == (other if pooling == "head" else pooling)
     np.testing.assert_array_equal(val["head"], val[other])
     assert not np.array_equal(val["head"], val[trained_with])
+
+
+def test_a_truncated_index_names_itself_and_the_command_that_rebuilds_that_fold(tmp_path):
+    from comp.io import UnreadableFile
+
+    path = tmp_path / "fold1" / "knn_index.npz"
+    path.parent.mkdir()
+    knn.save_index(path, unit(np.eye(3)), np.arange(3))
+    path.write_bytes(path.read_bytes()[:100])
+    with pytest.raises(UnreadableFile) as caught:
+        knn.load_index(path)
+    assert str(caught.value).startswith(f"{path}: unreadable (")
+    assert str(caught.value).endswith(
+        f"`comp train --fold 1 --force --config {path.parent}/config.yaml`"
+    )

@@ -120,7 +120,8 @@ def test_a_truncated_model_file_names_itself_and_the_fix(tmp_path):
     model = fit_tfidf(TfidfConfig(min_df=1), *toy_rows(labels.tolist()), labels, num_labels=2)
     save_model(model, path)
     path.write_bytes(path.read_bytes()[:100])
-    with pytest.raises(CompError, match=r"unreadable \(.*run `comp train --fold 3 --force`"):
+    retrain = r"`comp train --fold 3 --force --config .*fold3/config.yaml`"
+    with pytest.raises(CompError, match=r"unreadable \(.*run " + retrain):
         load_model(path, TfidfConfig(min_df=1))
 
 
@@ -128,6 +129,7 @@ def test_an_old_pickled_model_is_refused_unopened(tmp_path):
     fold = tmp_path / "fold2"
     fold.mkdir()
     (fold / OLD_MODEL_FILE).write_bytes(pickle.dumps(Payload(tmp_path / "ran")))
-    with pytest.raises(CompError, match=r"older comp.*`comp train --fold 2 --force`"):
+    retrain = r"`comp train --fold 2 --force --config .*fold2/config.yaml`"
+    with pytest.raises(CompError, match=r"older comp.*" + retrain):
         load_model(fold / MODEL_FILE, TfidfConfig())
     assert not (tmp_path / "ran").exists()

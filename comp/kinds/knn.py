@@ -30,9 +30,9 @@ from comp.config import Config, Section
 from comp.data import TestData
 from comp.errors import CompError
 from comp.events import Events
-from comp.io import atomic_path
+from comp.io import UnreadableFile, atomic_path, read_npz
 from comp.kinds import FoldFit, RunInputs, get_kind, load_config
-from comp.layout import CONFIG, experiment_dir, fold_dir
+from comp.layout import CONFIG, experiment_dir, fold_dir, retrain_command
 
 INDEX = "knn_index.npz"  # the fold's index: vectors [rows, hidden] float16 and labels
 SUFFIX = "_knn"
@@ -156,11 +156,11 @@ def save_index(path: Path, vectors: np.ndarray, labels: np.ndarray) -> None:
 
 
 def load_index(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    try:
-        with np.load(path) as saved:
-            return saved["vectors"].astype(np.float32), saved["labels"]
-    except (OSError, ValueError, KeyError) as exc:
-        raise CompError(f"{path}: unreadable ({exc}); run `comp train --force`") from None
+    retrain = retrain_command(path.parent)
+    saved = read_npz(path, retrain)
+    if "vectors" not in saved or "labels" not in saved:
+        raise UnreadableFile(path, "not a kNN index (vectors, labels)", retrain)
+    return saved["vectors"].astype(np.float32), saved["labels"]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -22,7 +22,6 @@ import dataclasses
 import hashlib
 import json
 import time
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,8 +32,9 @@ from comp.config import Config, Section
 from comp.data import TestData
 from comp.errors import CompError
 from comp.events import Events
-from comp.io import UnreadableFile, atomic_path
+from comp.io import UnreadableFile, atomic_path, read_npz
 from comp.kinds import FoldFit, RunInputs
+from comp.layout import retrain_command
 from comp.neural.files import backbone_sha256
 from comp.progress import StepProgress
 
@@ -215,14 +215,10 @@ def save_probe(probe: Probe, path: Path, backbone_hash: str) -> None:
 def load_probe(path: Path, backbone: str, backbone_hash: str) -> Probe:
     """The fold's probe, read without pickle; a CompError when it is missing, damaged, or was
     fitted on another version of the local backbone folder (its hash now: `backbone_hash`)."""
-    retrain = f"comp train --fold {path.parent.name.removeprefix('fold')} --force"
+    retrain = retrain_command(path.parent)
     if not path.is_file():
         raise CompError(f"{path}: not found; train this fold first (`{retrain}`)")
-    try:
-        with np.load(path, allow_pickle=False) as saved:
-            arrays = {name: saved[name] for name in saved.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-        raise UnreadableFile(path, str(exc).strip().splitlines()[0], retrain) from None
+    arrays = read_npz(path, retrain)
     fields = [f.name for f in dataclasses.fields(Probe)]
     if int(arrays.get("format", -1)) != MODEL_FORMAT or any(f not in arrays for f in fields):
         raise UnreadableFile(path, f"not a probe model of format {MODEL_FORMAT}", retrain)

@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 
 from comp.errors import CompError
+from comp.layout import retrain_command
 from comp.neural.backbone import backbone_from_config, load_tokenizer, write_backbone_folder
 from comp.neural.checkpoints import UnreadableCheckpoint, read_state
 from comp.neural.files import BACKBONE, BEST_MODEL
@@ -29,10 +30,6 @@ def save_backbone_files(encoder: torch.nn.Module, tokenizer, folder: Path) -> No
         tokenizer.save_pretrained(tmp)
 
     write_backbone_folder(folder, write)
-
-
-def retrain_command(folder: Path) -> str:
-    return f"comp train --fold {folder.name.removeprefix('fold')} --force"
 
 
 def read_best_model(folder: Path, device: torch.device | str) -> dict:

@@ -16,7 +16,7 @@ from comp.data import TestData, load_test
 from comp.errors import CompError
 from comp.io import read_parquet, write_all_atomically
 from comp.kinds import derived_configs, get_kind, load_config
-from comp.layout import CACHE, CONFIG, TEST_LOGITS, experiment_dir, fold_dir
+from comp.layout import CACHE, CONFIG, TEST_LOGITS, experiment_dir, fold_dir, retrain_command
 from comp.runs.outputs import tests_logits_frame
 
 
@@ -65,7 +65,7 @@ def predict_folds(
                     f"{folder}: fold {k} has not finished training; run "
                     f"`comp train --fold {k}` first"
                 )
-            existing = read_parquet(path, f"comp train --fold {k} --force")
+            existing = read_parquet(path, retrain_command(folder))
             have = set(existing["set"].unique().to_list())
             todo = [tests[n] for n in tests if force or set_names or n not in have]
             if todo:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import resource
 import time
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,9 +22,10 @@ from comp.config import Config
 from comp.data import TestData
 from comp.errors import CompError
 from comp.events import Events
-from comp.io import UnreadableFile, atomic_path
+from comp.io import UnreadableFile, atomic_path, read_npz
 from comp.kinds import FoldFit, RunInputs
 from comp.kinds.tfidf.settings import MODEL_FILE, OLD_MODEL_FILE, TfidfConfig
+from comp.layout import retrain_command
 
 MODEL_FORMAT = 2
 ABSENT_SCORE = -1.0e4  # the logit of a class that had no training rows in the fold
@@ -193,21 +193,11 @@ def save_model(model: TfidfModel, path: Path) -> None:
         np.savez(handle, **arrays)
 
 
-def _read_arrays(path: Path, retrain: str) -> dict[str, np.ndarray]:
-    """Every array of a model file, read without pickle (an object array is refused)."""
-    try:
-        with np.load(path, allow_pickle=False) as saved:
-            return {name: saved[name] for name in saved.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UnreadableFile(path, reason, retrain) from None
-
-
 def load_model(path: Path, cfg: TfidfConfig) -> TfidfModel:
     """The model `save_model` wrote, its vectorizers rebuilt with the fold's settings `cfg`. A
     pickle of an older comp is refused unopened; a file that is not what comp wrote is
     UnreadableFile, naming the command that retrains the fold."""
-    retrain = f"comp train --fold {path.parent.name.removeprefix('fold')} --force"
+    retrain = retrain_command(path.parent)
     old = path.with_name(OLD_MODEL_FILE)
     if not path.is_file() and old.is_file():
         raise CompError(
@@ -216,7 +206,7 @@ def load_model(path: Path, cfg: TfidfConfig) -> TfidfModel:
         )
     if not path.is_file():
         raise CompError(f"{path}: not found; train this fold first (`{retrain}`)")
-    arrays = _read_arrays(path, retrain)
+    arrays = read_npz(path, retrain)
     keys = ("format", "vectorizers", "coef", "intercept", "present", "scale")
     if any(key not in arrays for key in keys) or int(arrays["format"]) != MODEL_FORMAT:
         raise UnreadableFile(path, f"not a tfidf model of format {MODEL_FORMAT}", retrain)

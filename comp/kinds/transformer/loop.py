@@ -55,7 +55,7 @@ from comp.neural.checkpoints import (
 )
 from comp.neural.distributed import SINGLE, Dist, peak_memory_mb, wrap
 from comp.neural.files import BACKBONE, BEST_MODEL, CHECKPOINT, PREVIOUS_CHECKPOINT
-from comp.neural.fold_encoder import save_backbone_files
+from comp.neural.fold_encoder import read_best_model, save_backbone_files
 from comp.neural.inference import Batching, predict_logits
 from comp.neural.optim import linear_warmup_decay, llrd_param_groups
 from comp.neural.token_cache import EncodedTexts
@@ -419,11 +419,7 @@ class FoldTrainer:
         }
 
     def _best_model_fit(self) -> FoldFit:
-        try:
-            saved = read_state(self.out / BEST_MODEL, ("model",), self.device)
-        except UnreadableCheckpoint as problem:
-            raise CompError(f"{problem}; run `comp train --fold {self.fold} --force`") from None
-        self.model.load_state_dict(saved["model"])
+        self.model.load_state_dict(read_best_model(self.out, self.device))
         cfg = self.cfg
         batching = Batching.of(self.config, self.pad_id, self.device)
         test_logits = [
