@@ -105,7 +105,7 @@ def test_a_failed_capture_turns_graphs_off_for_the_process(
         t = FoldTrainer(encoded, 0, tmp_path / name, CPU, Console(quiet=True))
         t.model.eval()  # no dropout: the two runs compare exactly
         if name == "graphed":
-            t.stepper.graphs = graphs.StepGraphs(t.stepper, t.console)
+            t.stepper.graphs = graphs.StepGraphs(t.stepper)
         for _ in range(4):  # warm-up, the capture that fails, then eager steps
             t.train_step(t.train_rows[: config.train.batch_size], epoch=1)
         weights[name] = {n: p.detach().clone() for n, p in t.model.named_parameters()}

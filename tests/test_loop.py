@@ -197,9 +197,9 @@ def assert_same_gradients(a: dict, b: dict, rtol: float = 1e-4) -> None:
 
 @pytest.mark.parametrize("epoch", [0, 3], ids=["CE phase", "LDAM-DRW phase"])
 def test_micro_batches_and_ranks_give_the_whole_batch_gradient(demo_root, tmp_path, epoch):
-    """The DRW weights normalise over the whole batch: grad_accum 2 and 4, and two gloo ranks,
-    take the step grad_accum 1 takes. (Normalised per micro-batch, the LDAM-DRW phase differed
-    by several per cent.)"""
+    """The DRW weights normalise over the whole batch: grad_accum 2 and 4, and two gloo ranks
+    of 2 micro-batches each (the first without DDP's all-reduce), take the step grad_accum 1
+    takes. (Normalised per micro-batch, the LDAM-DRW phase differed by several per cent.)"""
     paths = {}
     for accum in (1, 2, 4):
         settings = {**GRADIENT_CHECK, "train.grad_accum": accum}
@@ -213,7 +213,7 @@ def test_micro_batches_and_ranks_give_the_whole_batch_gradient(demo_root, tmp_pa
     port, saved = str(free_port()), tmp_path / "ranks.pt"
     script = Path(__file__).with_name("ddp_gradients.py")
     ranks = [
-        subprocess.Popen([sys.executable, str(script), str(paths[1]), str(epoch), str(saved),
+        subprocess.Popen([sys.executable, str(script), str(paths[2]), str(epoch), str(saved),
                           str(rank), port], env={**os.environ, "OMP_NUM_THREADS": "1"})
         for rank in (0, 1)
     ]  # fmt: skip
@@ -231,7 +231,7 @@ def test_fgm_on_two_ranks_takes_the_whole_batch_step_and_logs_its_loss(
 ):
     """FGM on, the LDAM-DRW phase: two gloo ranks apply the gradient one process applies to the
     whole batch (FGM's norm over every rank's embedding rows), and log the batch's loss, not
-    rank 0's share. The eager step without FGM skips the earlier micro-batches' all-reduce."""
+    rank 0's share."""
     settings = {**GRADIENT_CHECK, "train.fgm": True, "train.fgm_eps": 0.5, "train.step": step,
                 "train.grad_accum": accum, "train.runs_dir": tmp_path}  # fmt: skip
     path = tmp_path / "config.yaml"

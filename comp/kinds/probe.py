@@ -19,8 +19,6 @@ an ensemble. On the demo's randomly initialised tiny backbone it scores low, as 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -133,10 +131,9 @@ class Encoder:
         return self._encoder
 
     def _path(self, questions: list[str], answers: list[str]) -> Path:
-        digest = hashlib.sha256(json.dumps(self.identity, sort_keys=True).encode())
-        for q, a in zip(questions, answers, strict=True):
-            digest.update(q.encode("utf-8") + b"\x00" + a.encode("utf-8") + b"\x01")
-        return self.cache_dir / f"probe-vectors-{digest.hexdigest()[:24]}.npy"
+        from comp.neural.token_cache import pairs_key
+
+        return self.cache_dir / f"probe-vectors-{pairs_key(self.identity, questions, answers)}.npy"
 
     def embed(self, questions: list[str], answers: list[str], console: Console) -> np.ndarray:
         """float32 [rows, hidden] vectors, from the cache when these rows were embedded before."""
@@ -155,6 +152,7 @@ class Encoder:
             vectors = embed_texts(
                 self.encoder, self.tokenizer, questions, answers, self.config, self.batching,
                 self.config.model.pooling, self.cache_dir, normalize=False, done=done,
+                fingerprint=self.identity["tokenizer"],
             )  # fmt: skip
         with atomic_path(path) as tmp, open(tmp, "wb") as handle:
             np.save(handle, vectors)
@@ -239,8 +237,10 @@ class ProbeRun:
         self.inputs, self.console = inputs, console
         encoder = Encoder(inputs.config, device, inputs.cache_dir)
         train = inputs.train
-        self.train = encoder.embed(train.questions, train.answers, console)
-        self.tests = [encoder.embed(t.questions, t.answers, console) for t in inputs.tests]
+        self.train, self.tests = np.empty((0, 0), np.float32), []
+        if inputs.writes:  # torchrun ranks other than 0 fit nothing (fit_fold)
+            self.train = encoder.embed(train.questions, train.answers, console)
+            self.tests = [encoder.embed(t.questions, t.answers, console) for t in inputs.tests]
         self.device, self.backbone_hash = str(encoder.device), encoder.backbone_hash
 
     def fit_fold(self, fold: int, out: Path, events: Events) -> FoldFit | None:

@@ -144,12 +144,13 @@ def embed_texts(
     cache_dir: Path,
     normalize: bool = True,
     done: Callable[[int], None] | None = None,
+    fingerprint: str | None = None,
 ) -> np.ndarray:
     """`embed_rows` of question/answer pairs, tokenised as `config.model` says (through the
-    token cache in `cache_dir`)."""
+    token cache in `cache_dir`; `fingerprint`: the tokenizer's, when known)."""
     m = config.model
     encoded = encode_cached(
-        tokenizer, questions, answers, m.max_len, m.answer_min_tokens, cache_dir
+        tokenizer, questions, answers, m.max_len, m.answer_min_tokens, cache_dir, fingerprint
     )
     rows = np.arange(len(questions))
     return embed_rows(encoder, encoded, rows, batching, pooling, normalize, done)

@@ -79,12 +79,16 @@ def tokenizer_fingerprint(tokenizer) -> str:
     return hashlib.sha256(backend.encode("utf-8")).hexdigest()
 
 
-def _cache_key(fingerprint: str, questions, answers, max_len: int, answer_min_tokens: int) -> str:
-    digest = hashlib.sha256()
-    digest.update(json.dumps([fingerprint, max_len, answer_min_tokens]).encode())
+def pairs_key(settings: object, questions: Sequence[str], answers: Sequence[str]) -> str:
+    """A cache key for question/answer pairs processed with `settings` (JSON-able)."""
+    digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
     for q, a in zip(questions, answers, strict=True):
         digest.update(q.encode("utf-8") + b"\x00" + a.encode("utf-8") + b"\x01")
     return digest.hexdigest()[:24]
+
+
+def _cache_key(fingerprint: str, questions, answers, max_len: int, answer_min_tokens: int) -> str:
+    return pairs_key([fingerprint, max_len, answer_min_tokens], questions, answers)
 
 
 def encode_cached(

@@ -3,6 +3,7 @@ steps (`step.py`, `eager_step.py`) see exactly this and nothing else of it."""
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,6 +33,13 @@ class StepContext:
     @property
     def cfg(self) -> TrainConfig:
         return self.config.train
+
+    def gradient_sync(self, last: bool, fgm: object | None):
+        """DDP's gradient all-reduce for a micro-batch's backward: skipped (no_sync) on the
+        earlier micro-batches of a step, whose gradients the last one's all-reduce carries, but
+        not with FGM, whose attack needs each micro-batch's all-reduced gradient."""
+        skip = self.dist.world > 1 and not last and fgm is None
+        return self.net.no_sync() if skip else contextlib.nullcontext()
 
     def batch_normaliser(self, batch: np.ndarray, epoch: int) -> float:
         """What the summed loss of the whole batch is divided by: its row count, or in the DRW

@@ -4,7 +4,6 @@ loss, the gradient norm and FGM's norm back to the host every step."""
 
 from __future__ import annotations
 
-import contextlib
 import math
 
 import numpy as np
@@ -56,8 +55,7 @@ class EagerStep:
         inputs = collate(c.encoded, rows, c.pad_id, self.device, cfg.pad_multiple, max_len)
         targets = torch.as_tensor(c.labels[rows], device=self.device)
         before = fgm.weight.grad.clone() if fgm and fgm.weight.grad is not None else None
-        skip_sync = self.dist.world > 1 and not last and fgm is None
-        with c.net.no_sync() if skip_sync else contextlib.nullcontext():
+        with c.gradient_sync(last, fgm):
             loss = scale * self._loss_sum(self._forward(inputs), targets, epoch)
             loss.backward()
         if fgm is not None:

@@ -22,7 +22,6 @@ import gc
 import sys
 
 import torch
-from rich.console import Console
 
 from comp.kinds.transformer.step import StepBuffers, SyncFreeStep
 
@@ -43,8 +42,8 @@ def graphs_wanted(setting: str, device: torch.device, world: int) -> bool:
 
 
 class StepGraphs:
-    def __init__(self, step: SyncFreeStep, console: Console) -> None:
-        self.step, self.console = step, console
+    def __init__(self, step: SyncFreeStep) -> None:
+        self.step = step
         self.graphs: dict[tuple, torch.cuda.CUDAGraph] = {}
         self.inputs: dict[tuple, StepBuffers] = {}
         self.warmed: set[tuple] = set()

@@ -134,7 +134,7 @@ class FoldTrainer:
         )  # fmt: skip
         self.stepper = SyncFreeStep(context) if cfg.step == "sync_free" else EagerStep(context)
         if cfg.step == "sync_free" and graphs_wanted(cfg.cuda_graphs, device, dist.world):
-            self.stepper.graphs = StepGraphs(self.stepper, console)
+            self.stepper.graphs = StepGraphs(self.stepper)
 
     def _optimizer(self) -> torch.optim.AdamW:
         """LLRD AdamW. The sync-free step wants it fused (it skips a non-finite update itself),

@@ -15,7 +15,6 @@ The device part (`compute`, from `StepBuffers`) has fixed shapes for a given bat
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass, fields
 
 import numpy as np
@@ -170,7 +169,7 @@ class SyncFreeStep:
             ids, types, lengths = buffers.ids[m], buffers.types[m], buffers.lengths[m]
             flat = ids.flatten()
             before = fgm.gradient_rows(flat) if fgm is not None else None
-            with self._sync(last=m == micro_batches - 1):
+            with self.c.gradient_sync(m == micro_batches - 1, self.fgm):
                 loss = self._loss(self._forward(ids, types, lengths), buffers.targets[m], buffers)
                 loss.backward()
             total = total + loss.detach()
@@ -181,13 +180,6 @@ class SyncFreeStep:
                 (attacked * adversarial).backward()
                 fgm.restore(flat)
         return total
-
-    def _sync(self, last: bool):
-        """DDP's gradient all-reduce for this micro-batch's backward: skipped (no_sync) on the
-        earlier micro-batches of a step, whose gradients the last one's all-reduce carries, but
-        not with FGM, whose attack needs each micro-batch's all-reduced gradient."""
-        skip = self.dist.world > 1 and not last and self.fgm is None
-        return self.c.net.no_sync() if skip else contextlib.nullcontext()
 
     def update(self, total: torch.Tensor) -> None:
         """Clip, then the optimiser step, which fused AdamW skips where `found_inf` is 1 (a
