@@ -49,7 +49,7 @@ test-slurm: $(STAMP)
 
 # docs/config.md is generated from the config dataclasses' comments (a test fails when stale)
 docs: $(STAMP)
-	$(COMP) show-config --docs > docs/config.md
+	$(COMP) show-config --docs > docs/config.md.tmp && mv docs/config.md.tmp docs/config.md
 
 clean:
 	rm -rf data/demo runs .make folds/*.csv folds/*.json folds/*.yaml submissions/*.csv \

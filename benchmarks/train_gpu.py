@@ -53,6 +53,7 @@ from rich.console import Console
 import comp.kinds.transformer.loop as loop_module
 from comp.data import TestData, TrainData
 from comp.demo.generator import generate_demo
+from comp.io import write_json_atomically as write_json
 from comp.kinds import RunInputs, load_config
 from comp.kinds.transformer.graphs import graphs_off
 from comp.kinds.transformer.loop import EncodedRun, FoldTrainer
@@ -140,7 +141,8 @@ def load_data(work: Path, config, meta: dict) -> EncodedRun:
     rng = np.random.default_rng(0)
     labels = rng.integers(0, config.data.num_labels, len(lengths))
     folds = rng.integers(0, 5, len(lengths))
-    train = TrainData(work, "synthetic", [], [], labels, [str(i) for i in range(82)])
+    names = [str(i) for i in range(config.data.num_labels)]
+    train = TrainData(work, "synthetic", [], [], labels, names)
     test_lengths = rng.choice(lengths, size=min(TEST_ROWS, len(lengths)))
     test = TestData("test", work, [str(i) for i in range(len(test_lengths))], [], [])
     inputs = RunInputs(config, train, [test], folds, "synthetic", "synthetic", work / "cache")
@@ -270,10 +272,12 @@ def per_step_counts(t: FoldTrainer, first: int, steps: int = 5) -> dict:
         if e.device_type == DeviceType.CUDA and not getattr(e, "is_user_annotation", False)
     )
     torch.cuda.set_sync_debug_mode("warn")
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        run_steps(t, first + steps, steps)
-    torch.cuda.set_sync_debug_mode(0)
+    try:  # process-wide: a failed variant must not leave it on for the next
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            run_steps(t, first + steps, steps)
+    finally:
+        torch.cuda.set_sync_debug_mode(0)
     syncs = sum("synchroniz" in str(w.message) for w in caught)
     # run_steps reads the loss once at its end: that read is the logging cadence's, not the step's
     return {
@@ -350,13 +354,6 @@ def free_memory() -> None:
     gc.collect()
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
-
-
-def write_json(path: Path, value: dict) -> None:
-    """Written whole or not at all: a kill mid-write keeps the previous file."""
-    part = path.with_suffix(".part")
-    part.write_text(json.dumps(value, indent=1))
-    os.replace(part, path)
 
 
 def run_variants(

@@ -12,8 +12,9 @@ every step a `comp` command as a user types it:
 
     python benchmarks/tune_demo.py [--work DIR] [--trials 12]
 
-Prints a table and writes DIR/tune_demo.json. Finished folds and trials are kept, so a rerun with
-the same --work only measures what is missing (delete DIR/runs/tune/<study> to search again).
+Prints a table and writes DIR/tune_demo.json. Every figure times commands that train, so a
+--work that holds runs/ is refused (a rerun would time skipped folds and trials); the demo data,
+folds and backbone of an earlier --work are reused.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
+
+from comp.layout import METRICS, trial_experiment
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "configs" / "demo.yaml"
@@ -53,9 +56,7 @@ def comp(work: Path, *args: str) -> float:
 
 def fold_scores(work: Path, experiment: str, folds: list[int]) -> list[float]:
     return [
-        json.loads((work / "runs" / experiment / f"fold{f}" / "metrics.json").read_text())[
-            "val_macro_f1"
-        ]
+        json.loads((work / "runs" / experiment / f"fold{f}" / METRICS).read_text())["val_macro_f1"]
         for f in folds
     ]
 
@@ -94,11 +95,9 @@ def tfidf_overhead(work: Path) -> dict:
         rows = [r for r in csv.DictReader(handle) if r["state"] == "COMPLETE"]
     overheads = []
     for row in rows:
-        experiment = f"demo_tfidf_t{int(row['number']):03d}"
-        folds = sorted(
-            p.parent.name for p in (work / "runs" / experiment).glob("fold*/metrics.json")
-        )
-        walls = [json.loads((work / "runs" / experiment / f / "metrics.json").read_text())["wall_s"]
+        experiment = trial_experiment("demo_tfidf", int(row["number"]))
+        folds = sorted(p.parent.name for p in (work / "runs" / experiment).glob(f"fold*/{METRICS}"))
+        walls = [json.loads((work / "runs" / experiment / f / METRICS).read_text())["wall_s"]
                  for f in folds]  # fmt: skip
         overheads.append(float(row["wall_s"]) - sum(walls))
     return {"trials": len(rows), "mean_s": sum(overheads) / len(overheads), "max_s": max(overheads)}
@@ -111,6 +110,9 @@ def main() -> None:
     args = parser.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="comp-tune-"))
     work.mkdir(parents=True, exist_ok=True)
+    if (work / "runs").exists():
+        raise SystemExit(f"{work / 'runs'} exists: a rerun would time skipped folds and trials; "
+                         "remove it, or use another --work")  # fmt: skip
     prepare(work)
     default_s = comp(work, "train", "--config", str(DEMO), "--fold", "1,2,3,4")
     pruned = search(work, args.trials, "median")

@@ -1,6 +1,6 @@
 """The one exception type that reaches the user as a one-line message and an exit code."""
 
-# Exit codes, documented in the README.
+# Exit codes, documented in docs/reliability.md.
 EXIT_OK = 0
 EXIT_FAILURE = 1  # an unexpected error (a bug): full traceback
 EXIT_BAD_INPUT = 2  # bad data, bad config, bad option, stale folds: one line, nothing written

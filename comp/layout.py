@@ -95,6 +95,12 @@ def trial_experiment(study: str, number: int) -> str:
     return f"{study}_t{number:03d}"
 
 
+def trial_config_path(config: Config, number: int) -> Path:
+    """The resolved config trial `number` of tune.study trained with (its first fold's)."""
+    experiment = trial_experiment(config.tune.study, number)
+    return fold_dir(config, config.tune.folds[0], experiment) / CONFIG
+
+
 def audit_dir(config: Config) -> Path:
     return Path(config.train.runs_dir) / AUDIT / Path(config.data.train).stem
 

@@ -9,7 +9,8 @@ TensorBoard drops the steps at and after S that an earlier run in the folder had
 (torch's SummaryWriter does the same with `purge_step`). A fold that starts over also loses its
 old event files (`comp.runs.frame.clear_fold`).
 
-`tensorboard` is an optional dependency: `pip install 'comp[tensorboard]'`.
+`tensorboard` is an optional dependency: `pip install 'tensorboard>=2.14'` (in the checkout:
+`pip install -e '.[tensorboard]'`).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ class TensorBoard:
         except ImportError:
             raise CompError(
                 "train.tensorboard is true but the tensorboard package is not installed: "
-                "pip install 'comp[tensorboard]' (or set train.tensorboard=false)"
+                "pip install 'tensorboard>=2.14' (or set train.tensorboard=false)"
             ) from None
         Path(folder).mkdir(parents=True, exist_ok=True)
         self.writer = EventFileWriter(str(folder))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -220,3 +221,13 @@ class Payload:
 
     def __reduce__(self):
         return (os.system, (f"touch {self.path}",))
+
+
+def wait_for(condition, seconds: float = 120.0, what: str = "", every: float = 0.5) -> None:
+    """Poll `condition` until it holds; an AssertionError naming `what` after `seconds`."""
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        if condition():
+            return
+        time.sleep(every)
+    raise AssertionError(f"timed out waiting for {what}")

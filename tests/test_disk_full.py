@@ -25,7 +25,8 @@ SETTINGS = {"train.steps": 60, "train.eval_every": 20, "train.checkpoint_every":
 
 @pytest.fixture
 def small_disk(tmp_path):
-    """A tmpfs of a chosen size at tmp_path/disk: `mount(megabytes)`, then `grow(megabytes)`."""
+    """A tmpfs of a chosen size at tmp_path/disk: `mount("6m")`, then a larger one with
+    `mount("60m", remount=True)`."""
     where = tmp_path / "disk"
     where.mkdir()
 

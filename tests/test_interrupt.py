@@ -16,7 +16,7 @@ from comp.interrupt import Interrupted, at_step_boundaries, requested, stop_sign
 from comp.kinds import FoldFit
 from comp.layout import METRICS, fold_dir
 from comp.tune.study import open_study, trial_note
-from tests.conftest import demo_config, write_config_file
+from tests.conftest import demo_config, wait_for, write_config_file
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "COLUMNS": "300", "PYTHONUNBUFFERED": "1"}
@@ -47,9 +47,8 @@ def start(args: list[str]) -> subprocess.Popen:
 
 
 def wait_for_training(out: Path) -> None:
-    deadline = time.time() + 120
-    while time.time() < deadline and not (out / "backbone" / "config.json").is_file():
-        time.sleep(0.2)
+    started = out / "backbone" / "config.json"
+    wait_for(started.is_file, what=f"{started} (the fold's training started)", every=0.2)
 
 
 def children_lead_sessions(process: subprocess.Popen) -> bool:

@@ -7,7 +7,6 @@ import os
 import re
 import shutil
 import subprocess
-import time
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +25,7 @@ from comp.layout import (
 )
 from comp.runs.frame import train_folds
 from comp.runs.jobs import recorded_tasks
-from tests.conftest import demo_config, run_comp, write_config_file
+from tests.conftest import demo_config, run_comp, wait_for, write_config_file
 
 
 def slurm_is_up() -> bool:
@@ -82,15 +81,6 @@ def squeue(job_id: str) -> str:
     out = subprocess.run(["squeue", "-h", "-r", "-t", "all", "-o", "%T", "-j", job_id],
                          capture_output=True, text=True)  # fmt: skip
     return out.stdout.strip()
-
-
-def wait_for(condition, seconds: float = 120.0, what: str = "") -> None:
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        if condition():
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.mark.parametrize("kind", ["tfidf", "transformer"])

@@ -143,6 +143,14 @@ def test_confirm_trains_and_scores_the_unseen_folds_only(demo_root, tmp_path):
         assert float(search) == pytest.approx(study.trials[int(number)].value, abs=1e-4)
 
 
+@pytest.mark.parametrize("option", [["--show"], ["--confirm", "1"]])
+def test_show_and_confirm_of_a_study_never_started_are_refused(demo_root, tmp_path, option):
+    config = tfidf_study(demo_root, "never_started")
+    result = run_comp("tune", "--config", write_config_file(tmp_path / "c.yaml", config), *option)
+    assert result.exit_code == 2 and "no study 'never_started'" in result.output, result.output
+    assert "run `comp tune` first" in result.output and not tune_dir(config).exists()
+
+
 def test_two_commands_and_two_workers_share_a_journal_study(demo_root, tmp_path):
     config = tfidf_study(demo_root, "shared", **{"tune.trials": 6})
     path = write_config_file(tmp_path / "c.yaml", config)

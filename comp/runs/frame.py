@@ -197,9 +197,11 @@ def _finished_folds(
 ) -> dict[int, FoldResult]:
     """The folds that need no training, reported and touched (newer than the config file, so
     make sees them checked against it)."""
-    hashes = data_hashes(config)
-    done = {}
+    hashes, done = None, {}
     for fold in folds:
+        if not (fold_dir(config, fold) / METRICS).is_file():
+            continue  # nothing to check (a new trial's folds): the data files are not hashed
+        hashes = hashes or data_hashes(config)
         try:
             saved = finished_metrics(config, fold, *hashes, fingerprint)
         except UnreadableFile as error:  # a truncated or foreign metrics.json: unfinished

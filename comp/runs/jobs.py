@@ -105,8 +105,8 @@ def record(folder: Path, kind: str, name: str, tasks: list[Task], config_path: P
     path = folder / JOB_RECORD
     saved = {"submissions": []}
     if path.is_file():
-        recorded_tasks(path)  # a damaged record is named, not extended
         saved = _read_record(path)
+        _tasks_of(saved, path)  # a damaged record is named, not extended
     entry = {"kind": kind, "name": name, "config": str(config_path),
              "tasks": [asdict(t) for t in tasks]}  # fmt: skip
     saved["submissions"].append(entry)
@@ -116,8 +116,12 @@ def record(folder: Path, kind: str, name: str, tasks: list[Task], config_path: P
 
 def recorded_tasks(path: Path) -> list[tuple[str, Task]]:
     """(the submission's name, task) of every task in a job.json, oldest first."""
+    return _tasks_of(_read_record(path), path)
+
+
+def _tasks_of(saved: dict, path: Path) -> list[tuple[str, Task]]:
     found = []
-    for i, submission in enumerate(_read_record(path)["submissions"]):
+    for i, submission in enumerate(saved["submissions"]):
         try:
             found += [(str(submission["name"]), Task(**task)) for task in submission["tasks"]]
         except (KeyError, TypeError) as error:

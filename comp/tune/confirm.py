@@ -12,7 +12,7 @@ from comp.config import Config
 from comp.errors import CompError
 from comp.io import write_text_atomically
 from comp.kinds import load_config
-from comp.layout import CONFIG, CONFIRMED_CSV, fold_dir, trial_experiment, tune_dir
+from comp.layout import CONFIRMED_CSV, trial_config_path, trial_experiment, tune_dir
 from comp.runs.frame import train_folds
 from comp.tune.study import complete_best_first, existing_study
 
@@ -36,7 +36,7 @@ def confirm_command(config: Config, best: int, device: str | None, console: Cons
     rows = []
     for trial in chosen_trials(study, config, best):
         experiment = trial_experiment(config.tune.study, trial.number)
-        saved = fold_dir(config, config.tune.folds[0], experiment) / CONFIG
+        saved = trial_config_path(config, trial.number)
         if not saved.is_file():
             console.print(f"trial {trial.number}: never started a fold; left out")
             continue

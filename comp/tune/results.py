@@ -17,12 +17,10 @@ from comp.io import save_figure, write_text_atomically
 from comp.kinds import load_config
 from comp.layout import (
     BEST_CONFIG,
-    CONFIG,
     TRIALS_CSV,
     TUNE_HISTORY,
     TUNE_IMPORTANCES,
-    fold_dir,
-    trial_experiment,
+    trial_config_path,
     tune_dir,
 )
 from comp.progress import fitted_table
@@ -151,8 +149,7 @@ def plot_importances(study, path: Path) -> str | None:
 
 def best_config(config: Config, number: int) -> Config:
     """Trial `number`'s resolved config, renamed experiment and ensemble `<study>_best`."""
-    experiment = trial_experiment(config.tune.study, number)
-    saved = load_config([fold_dir(config, config.tune.folds[0], experiment) / CONFIG])
+    saved = load_config([trial_config_path(config, number)])
     saved.train.experiment = saved.ensemble.name = f"{config.tune.study}_best"
     return saved
 
